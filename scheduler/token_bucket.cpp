@@ -33,7 +33,9 @@ steady_time token_bucket::next_available(steady_time now) const {
   }
   // A token is available when tat - now <= (burst - 1) * per (scaled units).
   const scaled tolerance = static_cast<scaled>(burst_ - 1) * per_.count();
-  const scaled tat = std::max(tat_, n);
+  // A request at whole nanosecond t stands for the earliest exact instant that rounds up to t;
+  // taking t itself would throw the rounding away at every grant and drift.
+  const scaled tat = std::max(tat_, n - (count_ - 1));
   if (tat - n <= tolerance) {
     return now;
   }
@@ -47,7 +49,9 @@ token_bucket::decision token_bucket::try_acquire(steady_time now) {
     started_ = true;
   }
   const scaled tolerance = static_cast<scaled>(burst_ - 1) * per_.count();
-  const scaled tat = std::max(tat_, n);
+  // A request at whole nanosecond t stands for the earliest exact instant that rounds up to t;
+  // taking t itself would throw the rounding away at every grant and drift.
+  const scaled tat = std::max(tat_, n - (count_ - 1));
   if (tat - n > tolerance) {
     return {false, unscale_ceil(tat - tolerance)};
   }
@@ -65,13 +69,14 @@ void token_bucket::set_rate(std::int64_t count, nanoseconds per, std::int64_t bu
     // never more than the new bucket could hold: a lower burst takes effect at once.
     const scaled n = scale(now);
     const scaled ahead_scaled = std::max<scaled>(tat_ - n, 0);
-    const scaled ahead_ns = ahead_scaled / count_;
+    // Re-expressed in the new scale, rounded up: a reload must never let a token out early.
+    const scaled ahead_new = (ahead_scaled * count + count_ - 1) / count_;
     count_ = count;
     per_ = per;
     burst_ = burst;
     const scaled n2 = scale(now);
     const scaled max_ahead = static_cast<scaled>(burst_) * per_.count();
-    tat_ = n2 + std::min(ahead_ns * count_, max_ahead);
+    tat_ = n2 + std::min(ahead_new, max_ahead);
     return;
   }
   count_ = count;
