@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -59,7 +60,7 @@ struct pool_settings {
 
 struct api_settings {
   std::string base_url;  // https://host[:port][/base-path]
-  std::string host;      // parsed from base_url
+  std::string host;      // parsed from base_url, lower case; an IPv6 address without brackets
   std::string port;      // "443" unless given
   std::string base_path; // "" or "/prefix" without a trailing slash
   secret api_key;        // from api_key_file or api_key_env; an inline key is refused
@@ -118,7 +119,8 @@ struct campaign_settings {
 struct daemon_settings {
   api_settings api;
   std::filesystem::path state_path;
-  std::filesystem::path reject_path;  // CSV rejects as JSON lines; default: state_path + ".rejects"
+  // CSV rejects as JSON lines; default: state_path + ".rejects.jsonl".
+  std::filesystem::path reject_path;
   std::map<std::string, trunk_settings> trunks;
   std::vector<campaign_settings> campaigns;  // from `campaigns:` files and `campaigns_dir`
   std::filesystem::path campaigns_dir;
