@@ -1,0 +1,67 @@
+#pragma once
+// The simulator's command line, declared once with its defaults. parse_sim_args throws
+// config_error naming the option; a value given to --api-key is never echoed.
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sim/sim_time.hpp"
+
+namespace dialer::sim {
+
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct duration_range {
+  nanoseconds min{0};
+  nanoseconds max{0};
+  friend bool operator==(const duration_range&, const duration_range&) = default;
+};
+
+struct retry_after_spec {
+  enum class kind : std::uint8_t { none, seconds, http_date };
+  kind form = kind::none;
+  std::int64_t seconds = 0;
+};
+
+inline constexpr std::string_view default_phone_number_id = "6f1c2a9e-0000-4000-8000-000000000001";
+
+struct sim_config {
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 0;              // 0: the kernel picks one
+  std::string port_file;                      // empty: none
+  std::string cert_dir;                       // required
+  std::string api_key;                        // required (from --api-key or --api-key-file)
+  std::vector<std::string> phone_number_ids;  // default: {default_phone_number_id}
+  std::string agent_id;                       // empty: any agent id is known
+  std::string ledger_path;                    // empty: no ledger
+  std::string stats_path;                     // empty: stats only on stdout
+  duration_range call_duration{seconds(1), seconds(5)};
+  std::optional<std::uint64_t> seed;  // empty: from std::random_device
+  int threads = 1;
+  duration_range latency{};  // added before answering calls/start
+  double fault_429 = 0;
+  double fault_503 = 0;
+  double fault_500_after_place = 0;
+  double fault_drop_after_place = 0;
+  retry_after_spec retry_after;
+  std::int64_t rate_limit_per_s = 0;       // 0: unlimited
+  std::int64_t max_active = 0;             // 0: unlimited
+  nanoseconds idle_timeout = seconds(60);  // a keep-alive connection idle this long is closed
+};
+
+// argv without the program name. Throws config_error; returns nullopt for --help (after printing
+// the usage to stdout).
+[[nodiscard]] std::optional<sim_config> parse_sim_args(const std::vector<std::string_view>& args);
+[[nodiscard]] std::string_view sim_usage();
+
+// "20ms", "1.5s", "0" → nanoseconds; units ns, us, ms, s, m.
+[[nodiscard]] nanoseconds parse_duration(std::string_view text);
+// "MIN..MAX" or a single duration (MIN = MAX).
+[[nodiscard]] duration_range parse_duration_range(std::string_view text);
+
+}  // namespace dialer::sim
