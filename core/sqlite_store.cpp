@@ -1,0 +1,1037 @@
+#include "core/sqlite_store.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string_view>
+#include <thread>
+
+#include "core/log.hpp"
+
+namespace dialer {
+namespace {
+
+constexpr int schema_version = 1;
+constexpr std::int64_t dialer_application_id = 0x6469616c;  // "dial": refuse other SQLite files
+
+constexpr std::string_view interrupted_detail =
+    "dialer stopped while the request may have been in flight";
+
+constexpr int state_int(task_state s) {
+  return static_cast<int>(s);
+}
+
+// Statements that fail inside a job throw this; the writer turns it into a failed group.
+class sqlite_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view what) {
+  std::string message(what);
+  message += ": ";
+  message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  message += " (code " + std::to_string(rc) + ")";
+  throw sqlite_error(message);
+}
+
+void exec(sqlite3* db, const char* sql) {
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &error);
+  if (rc != SQLITE_OK) {
+    std::string message = std::string(sql) + ": " + (error != nullptr ? error : sqlite3_errstr(rc));
+    sqlite3_free(error);
+    throw sqlite_error(message + " (code " + std::to_string(rc) + ")");
+  }
+}
+
+// A prepared statement kept for the life of the connection.
+class statement {
+ public:
+  statement(sqlite3* db, std::string_view sql) : db_(db) {
+    const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
+    if (rc != SQLITE_OK) {
+      throw_sqlite(db, rc, "prepare " + std::string(sql));
+    }
+  }
+  ~statement() { sqlite3_finalize(stmt_); }
+  statement(const statement&) = delete;
+  statement& operator=(const statement&) = delete;
+
+  // One execution. Resetting on scope exit releases the statement's read cursor and drops the
+  // pointers bound with SQLITE_STATIC before the strings they point into go away.
+  class use {
+   public:
+    explicit use(statement& s) : s_(s) {}
+    ~use() { sqlite3_reset(s_.stmt_); }
+    use(const use&) = delete;
+    use& operator=(const use&) = delete;
+
+    use& bind(int i, std::int64_t v) {
+      check(sqlite3_bind_int64(s_.stmt_, i, v));
+      return *this;
+    }
+    use& bind(int i, std::string_view v) {
+      check(sqlite3_bind_text64(s_.stmt_, i, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8));
+      return *this;
+    }
+    // Absent values are NULL, so an empty error class or session id costs no space in 1M rows.
+    use& bind_or_null(int i, std::string_view v) {
+      if (v.empty()) {
+        check(sqlite3_bind_null(s_.stmt_, i));
+        return *this;
+      }
+      return bind(i, v);
+    }
+    use& bind_or_null(int i, std::int64_t v) {
+      if (v == 0) {
+        check(sqlite3_bind_null(s_.stmt_, i));
+        return *this;
+      }
+      return bind(i, v);
+    }
+    // True when a row is available, false when done.
+    bool step() {
+      const int rc = sqlite3_step(s_.stmt_);
+      if (rc == SQLITE_ROW) {
+        return true;
+      }
+      if (rc == SQLITE_DONE) {
+        return false;
+      }
+      throw_sqlite(s_.db_, rc, sqlite3_sql(s_.stmt_));
+    }
+    void run() {
+      while (step()) {
+      }
+    }
+    [[nodiscard]] std::int64_t changes() const { return sqlite3_changes64(s_.db_); }
+    [[nodiscard]] std::int64_t int64(int col) const { return sqlite3_column_int64(s_.stmt_, col); }
+    [[nodiscard]] std::string text(int col) const {
+      const auto* p = sqlite3_column_text(s_.stmt_, col);
+      if (p == nullptr) {
+        return {};
+      }
+      return std::string(reinterpret_cast<const char*>(p),
+                         static_cast<std::size_t>(sqlite3_column_bytes(s_.stmt_, col)));
+    }
+
+   private:
+    void check(int rc) {
+      if (rc != SQLITE_OK) {
+        throw_sqlite(s_.db_, rc, "bind");
+      }
+    }
+    statement& s_;
+  };
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// The schema, version 1. Notes on the indexes:
+// - tasks_pending (campaign, state) serves fetch_pending, fetch_active and the counts: the rowid
+//   is implicitly the trailing key of every index, so "ORDER BY row_id" needs no sort.
+// - tasks_dialing is partial and tiny (tasks in flight), so the restart rule does not scan a
+//   million rows at open.
+// - tasks_session is partial: ingest does not pay for it; webhooks look tasks up by session id.
+constexpr const char* schema_sql = R"sql(
+CREATE TABLE IF NOT EXISTS tasks (
+  row_id INTEGER PRIMARY KEY,
+  campaign TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  line INTEGER NOT NULL,
+  phone TEXT NOT NULL,
+  variables TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  http_status INTEGER,
+  error_class TEXT,
+  detail TEXT,
+  session_id TEXT,
+  not_before_ms INTEGER NOT NULL DEFAULT 0,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  dialing_ms INTEGER,
+  started_ms INTEGER,
+  UNIQUE (campaign, task_id)
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (campaign, state);
+CREATE INDEX IF NOT EXISTS tasks_by_phone ON tasks (campaign, phone);
+CREATE INDEX IF NOT EXISTS tasks_dialing ON tasks (state) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS tasks_session ON tasks (session_id) WHERE session_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rejects (
+  campaign TEXT NOT NULL,
+  line INTEGER NOT NULL,
+  task_id TEXT NOT NULL,
+  phone TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  suppressed INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (campaign, line)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS campaigns (
+  id TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL,
+  rows_read INTEGER NOT NULL,
+  ingest_complete INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
+static_assert(state_int(task_state::dialing) == 1, "tasks_dialing's WHERE clause says state = 1");
+
+struct statements {
+  explicit statements(sqlite3* db)
+      : begin(db, "BEGIN IMMEDIATE"),
+        begin_read(db, "BEGIN DEFERRED"),
+        commit(db, "COMMIT"),
+        find_task_line(db, "SELECT line FROM tasks WHERE campaign = ?1 AND task_id = ?2"),
+        find_phone(db,
+                   "SELECT task_id, line FROM tasks WHERE campaign = ?1 AND phone = ?2 "
+                   "ORDER BY row_id LIMIT 1"),
+        insert_task(db,
+                    "INSERT INTO tasks (campaign, task_id, line, phone, variables, state, "
+                    "error_class, detail, created_ms, updated_ms) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) "
+                    "ON CONFLICT (campaign, task_id) DO NOTHING"),
+        insert_reject(db,
+                      "INSERT OR IGNORE INTO rejects (campaign, line, task_id, phone, reason, "
+                      "detail, suppressed, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        campaign_complete(db,
+                          "SELECT 1 FROM campaigns WHERE id = ?1 AND fingerprint = ?2 "
+                          "AND ingest_complete = 1"),
+        finish_ingest(db,
+                      "INSERT INTO campaigns (id, fingerprint, rows_read, ingest_complete, "
+                      "updated_ms) VALUES (?1, ?2, ?3, 1, ?4) ON CONFLICT (id) DO UPDATE SET "
+                      "fingerprint = excluded.fingerprint, rows_read = excluded.rows_read, "
+                      "ingest_complete = 1, updated_ms = excluded.updated_ms"),
+        fetch_pending(db,
+                      "SELECT row_id, task_id, phone, variables, attempts, not_before_ms "
+                      "FROM tasks WHERE campaign = ?1 AND state = 0 AND row_id > ?2 "
+                      "ORDER BY row_id LIMIT ?3"),
+        fetch_active(db,
+                     "SELECT row_id, started_ms FROM tasks WHERE campaign = ?1 AND state = 2 "
+                     "AND started_ms >= ?2 ORDER BY row_id"),
+        mark_dialing(db,
+                     "UPDATE tasks SET state = 1, attempts = ?1, dialing_ms = ?2, "
+                     "updated_ms = ?2 WHERE row_id = ?3 AND state = 0"),
+        record(db,
+               "UPDATE tasks SET state = ?1, attempts = ?2, http_status = ?3, "
+               "error_class = ?4, detail = ?5, session_id = ?6, not_before_ms = ?7, "
+               "started_ms = CASE WHEN ?1 = 2 THEN ?8 ELSE started_ms END, updated_ms = ?8 "
+               "WHERE row_id = ?9 AND state = 1"),
+        rows_read(db, "SELECT rows_read FROM campaigns WHERE id = ?1"),
+        count_states(db, "SELECT state, count(*) FROM tasks WHERE campaign = ?1 GROUP BY state"),
+        count_rejects(db,
+                      "SELECT reason, suppressed, count(*) FROM rejects WHERE campaign = ?1 "
+                      "GROUP BY reason, suppressed"),
+        count_classes(db,
+                      "SELECT state, coalesce(error_class, ''), count(*) FROM tasks "
+                      "WHERE campaign = ?1 AND state IN (5, 6, 7) GROUP BY state, error_class") {}
+
+  statement begin;
+  statement begin_read;
+  statement commit;
+  statement find_task_line;
+  statement find_phone;
+  statement insert_task;
+  statement insert_reject;
+  statement campaign_complete;
+  statement finish_ingest;
+  statement fetch_pending;
+  statement fetch_active;
+  statement mark_dialing;
+  statement record;
+  statement rows_read;
+  statement count_states;
+  statement count_rejects;
+  statement count_classes;
+};
+
+static_assert(state_int(task_state::pending) == 0 && state_int(task_state::started) == 2 &&
+                  state_int(task_state::failed) == 5 && state_int(task_state::unknown) == 6 &&
+                  state_int(task_state::suppressed) == 7,
+              "the SQL above spells these states as numbers");
+
+using post_fn = std::function<void(std::function<void()>)>;
+
+struct job_context {
+  statements& st;
+  std::int64_t now_ms;
+};
+
+}  // namespace
+
+namespace detail {
+
+// A unit of work for the writer. run() executes inside the group's transaction and may throw;
+// finish() runs once, on the writer thread, after the group committed or was rolled back (then
+// `error` is set): async jobs post their completion, blocking jobs fulfil their promise.
+class store_job {
+ public:
+  virtual ~store_job() = default;
+  virtual void run(job_context& c) = 0;
+  // Read-only jobs are re-run alone when their group fails, so they never report rolled-back rows.
+  [[nodiscard]] virtual bool read_only() const { return false; }
+  virtual void finish(const post_fn& post) = 0;
+
+  std::string error;
+};
+
+class sqlite_writer {
+ public:
+  explicit sqlite_writer(sqlite_store_options options) : options_(std::move(options)) {
+    max_queued_ = std::max<std::size_t>(options_.max_queued_jobs, 1);
+    std::promise<void> opened;
+    auto opened_future = opened.get_future();
+    thread_ = std::thread([this, p = std::move(opened)]() mutable { thread_main(std::move(p)); });
+    try {
+      opened_future.get();
+    } catch (...) {
+      thread_.join();
+      throw;
+    }
+  }
+
+  ~sqlite_writer() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_one();
+    thread_.join();
+  }
+
+  sqlite_writer(const sqlite_writer&) = delete;
+  sqlite_writer& operator=(const sqlite_writer&) = delete;
+
+  void enqueue(std::unique_ptr<store_job> j) {
+    std::unique_lock lock(mu_);
+    if (std::this_thread::get_id() != writer_id_) {
+      space_cv_.wait(lock, [&] { return queue_.size() < max_queued_; });
+    }
+    const bool was_empty = queue_.empty();
+    queue_.push_back(std::move(j));
+    lock.unlock();
+    // The writer only sleeps on an empty queue, so only the first job of a turn needs to wake it.
+    if (was_empty) {
+      work_cv_.notify_one();
+    }
+  }
+
+  [[nodiscard]] bool on_writer_thread() const { return std::this_thread::get_id() == writer_id_; }
+  [[nodiscard]] std::int64_t recovered_dialing() const { return recovered_dialing_; }
+  [[nodiscard]] const std::filesystem::path& path() const { return options_.path; }
+
+  sqlite_store_stats stats() const {
+    sqlite_store_stats s;
+    s.commits = commits_.load(std::memory_order_relaxed);
+    s.jobs = jobs_.load(std::memory_order_relaxed);
+    s.failed_groups = failed_groups_.load(std::memory_order_relaxed);
+    s.refused_records = refused_records_.load(std::memory_order_relaxed);
+    return s;
+  }
+  void count_refused_record() { refused_records_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  void thread_main(std::promise<void> opened) {
+    writer_id_ = std::this_thread::get_id();
+    try {
+      open();
+    } catch (...) {
+      close();
+      opened.set_exception(std::current_exception());
+      return;
+    }
+    opened.set_value();
+    loop();
+    close();
+  }
+
+  [[nodiscard]] std::runtime_error open_error(std::string_view what) const {
+    return std::runtime_error("state store " + options_.path.string() + ": " + std::string(what));
+  }
+
+  void open() {
+    const std::string lock_path = options_.path.string() + ".lock";
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0) {
+      throw open_error("cannot open " + lock_path + ": " + std::strerror(errno));
+    }
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      throw open_error(errno == EWOULDBLOCK
+                           ? "another process (or store) has it open (" + lock_path + " is locked)"
+                           : "cannot lock " + lock_path + ": " + std::strerror(errno));
+    }
+    try {
+      open_database();
+    } catch (const sqlite_error& e) {
+      throw open_error(e.what());
+    }
+  }
+
+  void open_database() {
+    const int rc = sqlite3_open_v2(options_.path.c_str(), &db_,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                       SQLITE_OPEN_NOMUTEX,  // one thread ever touches it
+                                   nullptr);
+    if (rc != SQLITE_OK) {
+      throw_sqlite(db_, rc, "open");
+    }
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, static_cast<int>(options_.busy_timeout.count()));
+
+    // journal_mode reads the header first, so a file that is not a database fails here.
+    {
+      statement journal(db_, "PRAGMA journal_mode = WAL");
+      statement::use q(journal);
+      if (!q.step() || q.text(0) != "wal") {
+        throw sqlite_error("cannot switch to WAL journal mode");
+      }
+    }
+    exec(db_,
+         options_.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    // Bounded memory whatever the campaign size: 16 MiB of page cache, the rest is the OS's.
+    // An ingest batch dirties thousands of random index pages; checkpointing every 1000 pages (the
+    // default) wrote them back after every batch. At 16384 pages (64 MiB of WAL) a page rewritten
+    // by several batches is copied once: ingest of a 100k-row campaign went from 60k to 130k
+    // rows/s. Dial-side commits rewrite a few hot pages, so their checkpoints stay small.
+    exec(db_,
+         "PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; "
+         "PRAGMA wal_autocheckpoint = 16384; PRAGMA journal_size_limit = 67108864");
+
+    const std::int64_t app_id = pragma_int("PRAGMA application_id");
+    const std::int64_t version = pragma_int("PRAGMA user_version");
+    if (app_id != 0 && app_id != dialer_application_id) {
+      throw sqlite_error("not a dialerd state store (application_id " + std::to_string(app_id) +
+                         ")");
+    }
+    if (version > schema_version) {
+      throw sqlite_error("schema version " + std::to_string(version) +
+                         " was written by a newer dialerd (this one knows " +
+                         std::to_string(schema_version) + ")");
+    }
+    if (version == 0 && pragma_int("SELECT count(*) FROM sqlite_schema") != 0) {
+      throw sqlite_error("not a dialerd state store (it has tables but no schema version)");
+    }
+    if (version < schema_version) {
+      exec(db_, "BEGIN IMMEDIATE");
+      try {
+        exec(db_, schema_sql);
+        exec(db_, ("PRAGMA user_version = " + std::to_string(schema_version) +
+                   "; PRAGMA application_id = " + std::to_string(dialer_application_id))
+                      .c_str());
+        exec(db_, "COMMIT");
+      } catch (...) {
+        rollback_if_open();
+        throw;
+      }
+    }
+
+    st_ = std::make_unique<statements>(db_);
+    apply_restart_rule();
+  }
+
+  // A DIALING task may have had its request on the wire when we stopped: nobody knows whether
+  // the call was placed, so it becomes UNKNOWN for reconciliation — never PENDING, which would
+  // dial it a second time.
+  void apply_restart_rule() {
+    statement rule(db_,
+                   "UPDATE tasks SET state = 6, error_class = 'interrupted', detail = ?1, "
+                   "updated_ms = ?2 WHERE state = 1");
+    exec(db_, "BEGIN IMMEDIATE");
+    try {
+      statement::use q(rule);
+      q.bind(1, interrupted_detail).bind(2, to_unix_ms(options_.clock->system_now())).run();
+      recovered_dialing_ = q.changes();
+    } catch (...) {
+      rollback_if_open();
+      throw;
+    }
+    exec(db_, "COMMIT");
+  }
+
+  std::int64_t pragma_int(const char* sql) {
+    statement s(db_, sql);
+    statement::use q(s);
+    return q.step() ? q.int64(0) : 0;
+  }
+
+  void rollback_if_open() {
+    if (db_ != nullptr && sqlite3_get_autocommit(db_) == 0) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+
+  void close() {
+    st_.reset();
+    if (db_ != nullptr) {
+      const int rc = sqlite3_close(db_);
+      if (rc != SQLITE_OK) {
+        DIALER_LOG_ERROR("BUG: closing state store %s: %s", options_.path.c_str(),
+                         sqlite3_errstr(rc));
+      }
+      db_ = nullptr;
+    }
+    if (lock_fd_ >= 0) {
+      ::close(lock_fd_);
+      lock_fd_ = -1;
+    }
+  }
+
+  void loop() {
+    std::deque<std::unique_ptr<store_job>> group;
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) {
+          return;  // stopping, and everything queued before has run
+        }
+        group.swap(queue_);
+        if (group.size() >= max_queued_) {
+          space_cv_.notify_all();
+        }
+      }
+      run_group(group);
+      group.clear();
+    }
+  }
+
+  // Group commit: all jobs queued during the previous commit share one transaction and one fsync.
+  void run_group(std::deque<std::unique_ptr<store_job>>& group) {
+    job_context ctx{*st_, to_unix_ms(options_.clock->system_now())};
+    std::string error;
+    try {
+      statement::use(st_->begin).run();
+      for (auto& j : group) {
+        j->run(ctx);
+      }
+      statement::use(st_->commit).run();
+      commits_.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    jobs_.fetch_add(group.size(), std::memory_order_relaxed);
+
+    if (!error.empty()) {
+      rollback_if_open();
+      failed_groups_.fetch_add(1, std::memory_order_relaxed);
+      DIALER_LOG_ERROR("state store %s: a group of %zu jobs was rolled back: %s",
+                       options_.path.c_str(), group.size(), error.c_str());
+      for (auto& j : group) {
+        j->error = "state store " + options_.path.string() + ": " + error;
+        if (j->read_only()) {
+          rerun_read(*j, ctx);
+        }
+      }
+    }
+
+    const post_fn& post = options_.post;
+    for (auto& j : group) {
+      try {
+        j->finish(post);
+      } catch (const std::exception& e) {
+        // A completion that cannot be handed over leaves its caller waiting: say so loudly.
+        DIALER_LOG_ERROR("BUG: state store completion lost: %s", e.what());
+      }
+    }
+  }
+
+  void rerun_read(store_job& j, job_context& ctx) {
+    try {
+      statement::use(st_->begin_read).run();
+      j.run(ctx);
+      statement::use(st_->commit).run();
+      j.error.clear();
+    } catch (const std::exception& e) {
+      rollback_if_open();
+      DIALER_LOG_ERROR("state store %s: a read failed on its own too: %s", options_.path.c_str(),
+                       e.what());
+    }
+  }
+
+  sqlite_store_options options_;
+  std::size_t max_queued_ = 1;
+  std::thread thread_;
+  std::thread::id writer_id_;
+
+  // Writer thread only.
+  sqlite3* db_ = nullptr;
+  int lock_fd_ = -1;
+  std::unique_ptr<statements> st_;
+  std::int64_t recovered_dialing_ = 0;  // written before the constructor returns
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable space_cv_;
+  std::deque<std::unique_ptr<store_job>> queue_;
+  bool stopping_ = false;
+
+  std::atomic<std::uint64_t> commits_{0};
+  std::atomic<std::uint64_t> jobs_{0};
+  std::atomic<std::uint64_t> failed_groups_{0};
+  std::atomic<std::uint64_t> refused_records_{0};
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::store_job;
+
+// The blocking calls' jobs: the caller waits on the future, so borrowed spans stay valid.
+template <class T>
+class blocking_job : public store_job {
+ public:
+  std::future<T> result() { return promise_.get_future(); }
+  void finish(const post_fn&) override {
+    if (!error.empty()) {
+      promise_.set_exception(std::make_exception_ptr(std::runtime_error(error)));
+    } else if constexpr (std::is_void_v<T>) {
+      promise_.set_value();
+    } else {
+      promise_.set_value(std::move(value_));
+    }
+  }
+
+ protected:
+  std::promise<T> promise_;
+  std::conditional_t<std::is_void_v<T>, bool, T> value_{};
+};
+
+class ingest_job final : public blocking_job<ingest_result> {
+ public:
+  ingest_job(const std::string& campaign, std::span<const ingest_row> rows,
+             std::span<const ingest_reject> rejects, bool dedupe_phone)
+      : campaign_(campaign), rows_(rows), rejects_(rejects), dedupe_phone_(dedupe_phone) {}
+
+  void run(job_context& c) override {
+    value_ = {};
+    std::string detail;
+    for (const ingest_row& row : rows_) {
+      task_state state = task_state::pending;
+      detail.clear();
+      if (dedupe_phone_) {
+        statement::use q(c.st.find_phone);
+        q.bind(1, campaign_).bind(2, row.phone_e164);
+        if (q.step()) {
+          state = task_state::suppressed;
+          detail =
+              "same number as task " + q.text(0) + " (line " + std::to_string(q.int64(1)) + ")";
+        }
+      }
+      // Insert first and look the task id up only on conflict: new rows, the common case, cost
+      // one statement (two with dedupe) instead of two (three).
+      {
+        statement::use q(c.st.insert_task);
+        q.bind(1, campaign_)
+            .bind(2, row.task_id)
+            .bind(3, row.line)
+            .bind(4, row.phone_e164)
+            .bind(5, row.variables_json)
+            .bind(6, state_int(state))
+            .bind_or_null(7, state == task_state::suppressed ? "duplicate_phone" : "")
+            .bind_or_null(8, detail)
+            .bind(9, c.now_ms)
+            .run();
+        if (q.changes() == 1) {
+          ++(state == task_state::pending ? value_.pending : value_.duplicate_phone);
+          continue;
+        }
+      }
+      std::int64_t first_line = 0;
+      {
+        statement::use q(c.st.find_task_line);
+        q.bind(1, campaign_).bind(2, row.task_id);
+        if (!q.step()) {
+          throw sqlite_error("task " + row.task_id + " conflicted on insert but is not there");
+        }
+        first_line = q.int64(0);
+      }
+      if (first_line == row.line) {
+        ++value_.already_known;
+        continue;
+      }
+      detail = "task id first seen on line " + std::to_string(first_line);
+      if (insert_reject(c, row.line, row.task_id, row.phone_e164, "duplicate_task_id", detail,
+                        true)) {
+        ++value_.duplicate_task_id;
+      } else {
+        ++value_.already_known;
+      }
+    }
+    for (const ingest_reject& r : rejects_) {
+      if (insert_reject(c, r.line, r.task_id, r.phone, r.reason, r.detail, r.suppressed)) {
+        ++value_.rejects;
+      } else {
+        ++value_.already_known;
+      }
+    }
+  }
+
+ private:
+  bool insert_reject(job_context& c, std::int64_t line, std::string_view task_id,
+                     std::string_view phone, std::string_view reason, std::string_view detail,
+                     bool suppressed) {
+    statement::use q(c.st.insert_reject);
+    q.bind(1, campaign_)
+        .bind(2, line)
+        .bind(3, task_id)
+        .bind(4, phone)
+        .bind(5, reason)
+        .bind(6, detail)
+        .bind(7, suppressed ? 1 : 0)
+        .bind(8, c.now_ms)
+        .run();
+    return q.changes() == 1;
+  }
+
+  const std::string& campaign_;
+  std::span<const ingest_row> rows_;
+  std::span<const ingest_reject> rejects_;
+  bool dedupe_phone_;
+};
+
+class ingest_complete_job final : public blocking_job<bool> {
+ public:
+  ingest_complete_job(const std::string& campaign, const std::string& fingerprint)
+      : campaign_(campaign), fingerprint_(fingerprint) {}
+  [[nodiscard]] bool read_only() const override { return true; }
+  void run(job_context& c) override {
+    statement::use q(c.st.campaign_complete);
+    value_ = q.bind(1, campaign_).bind(2, fingerprint_).step();
+  }
+
+ private:
+  const std::string& campaign_;
+  const std::string& fingerprint_;
+};
+
+class finish_ingest_job final : public blocking_job<void> {
+ public:
+  finish_ingest_job(const std::string& campaign, const std::string& fingerprint,
+                    std::int64_t rows_read)
+      : campaign_(campaign), fingerprint_(fingerprint), rows_read_(rows_read) {}
+  void run(job_context& c) override {
+    statement::use(c.st.finish_ingest)
+        .bind(1, campaign_)
+        .bind(2, fingerprint_)
+        .bind(3, rows_read_)
+        .bind(4, c.now_ms)
+        .run();
+  }
+
+ private:
+  const std::string& campaign_;
+  const std::string& fingerprint_;
+  std::int64_t rows_read_;
+};
+
+class summary_job final : public blocking_job<campaign_summary> {
+ public:
+  explicit summary_job(const std::string& campaign) : campaign_(campaign) {}
+  [[nodiscard]] bool read_only() const override { return true; }
+  void run(job_context& c) override {
+    value_ = {};
+    {
+      statement::use q(c.st.rows_read);
+      if (q.bind(1, campaign_).step()) {
+        value_.rows_read = q.int64(0);
+      }
+    }
+    {
+      statement::use q(c.st.count_states);
+      q.bind(1, campaign_);
+      while (q.step()) {
+        const std::int64_t state = q.int64(0);
+        if (state < 0 || state >= static_cast<std::int64_t>(task_state_count)) {
+          DIALER_LOG_ERROR("BUG: %lld tasks of %s have state %lld",
+                           static_cast<long long>(q.int64(1)), campaign_.c_str(),
+                           static_cast<long long>(state));
+          continue;
+        }
+        value_.by_state[static_cast<std::size_t>(state)] = q.int64(1);
+      }
+    }
+    {
+      statement::use q(c.st.count_rejects);
+      q.bind(1, campaign_);
+      while (q.step()) {
+        auto& by_reason = q.int64(1) != 0 ? value_.suppressed_by_reason : value_.rejected_by_reason;
+        by_reason[q.text(0)] += q.int64(2);
+      }
+    }
+    {
+      statement::use q(c.st.count_classes);
+      q.bind(1, campaign_);
+      while (q.step()) {
+        const auto state = static_cast<task_state>(q.int64(0));
+        auto& by_class = state == task_state::failed    ? value_.failed_by_class
+                         : state == task_state::unknown ? value_.unknown_by_class
+                                                        : value_.suppressed_by_reason;
+        by_class[q.text(1)] += q.int64(2);
+      }
+    }
+  }
+
+ private:
+  const std::string& campaign_;
+};
+
+class fetch_pending_job final : public store_job {
+ public:
+  fetch_pending_job(std::string campaign, std::int64_t after_row_id, std::size_t limit,
+                    std::function<void(std::vector<dial_task>)> done)
+      : campaign_(std::move(campaign)),
+        after_row_id_(after_row_id),
+        limit_(static_cast<std::int64_t>(
+            std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()))),
+        done_(std::move(done)) {}
+  [[nodiscard]] bool read_only() const override { return true; }
+  void run(job_context& c) override {
+    tasks_.clear();
+    statement::use q(c.st.fetch_pending);
+    q.bind(1, campaign_).bind(2, after_row_id_).bind(3, limit_);
+    while (q.step()) {
+      dial_task t;
+      t.row_id = q.int64(0);
+      t.task_id = q.text(1);
+      t.phone_e164 = q.text(2);
+      t.variables_json = q.text(3);
+      t.attempts = static_cast<int>(q.int64(4));
+      t.not_before_ms = q.int64(5);
+      tasks_.push_back(std::move(t));
+    }
+  }
+  void finish(const post_fn& post) override {
+    if (!error.empty()) {
+      tasks_.clear();
+    }
+    if (done_) {
+      post([done = std::move(done_), tasks = std::move(tasks_)]() mutable {
+        done(std::move(tasks));
+      });
+    }
+  }
+
+ private:
+  std::string campaign_;
+  std::int64_t after_row_id_;
+  std::int64_t limit_;
+  std::function<void(std::vector<dial_task>)> done_;
+  std::vector<dial_task> tasks_;
+};
+
+class fetch_active_job final : public store_job {
+ public:
+  fetch_active_job(std::string campaign, std::int64_t since_ms,
+                   std::function<void(std::vector<active_call>)> done)
+      : campaign_(std::move(campaign)), since_ms_(since_ms), done_(std::move(done)) {}
+  [[nodiscard]] bool read_only() const override { return true; }
+  void run(job_context& c) override {
+    calls_.clear();
+    statement::use q(c.st.fetch_active);
+    q.bind(1, campaign_).bind(2, since_ms_);
+    while (q.step()) {
+      calls_.push_back(active_call{q.int64(0), q.int64(1)});
+    }
+  }
+  void finish(const post_fn& post) override {
+    if (!error.empty()) {
+      calls_.clear();
+    }
+    if (done_) {
+      post([done = std::move(done_), calls = std::move(calls_)]() mutable {
+        done(std::move(calls));
+      });
+    }
+  }
+
+ private:
+  std::string campaign_;
+  std::int64_t since_ms_;
+  std::function<void(std::vector<active_call>)> done_;
+  std::vector<active_call> calls_;
+};
+
+// A write answered with a bool: true only if its one row changed and the group committed.
+class update_job : public store_job {
+ public:
+  explicit update_job(std::function<void(bool)> done) : done_(std::move(done)) {}
+  void finish(const post_fn& post) override {
+    if (done_) {
+      post([done = std::move(done_), ok = changed_ && error.empty()] { done(ok); });
+    }
+  }
+
+ protected:
+  bool changed_ = false;
+
+ private:
+  std::function<void(bool)> done_;
+};
+
+class mark_dialing_job final : public update_job {
+ public:
+  mark_dialing_job(std::int64_t row_id, int attempt, std::function<void(bool)> done)
+      : update_job(std::move(done)), row_id_(row_id), attempt_(attempt) {}
+  void run(job_context& c) override {
+    statement::use q(c.st.mark_dialing);
+    q.bind(1, attempt_).bind(2, c.now_ms).bind(3, row_id_).run();
+    changed_ = q.changes() == 1;
+  }
+
+ private:
+  std::int64_t row_id_;
+  int attempt_;
+};
+
+class record_job final : public update_job {
+ public:
+  record_job(attempt_outcome outcome, bool refused, std::function<void(bool)> done)
+      : update_job(std::move(done)), outcome_(std::move(outcome)), refused_(refused) {}
+  void run(job_context& c) override {
+    changed_ = false;
+    if (refused_) {
+      return;
+    }
+    statement::use q(c.st.record);
+    q.bind(1, state_int(outcome_.state))
+        .bind(2, outcome_.attempts)
+        .bind_or_null(3, outcome_.http_status)
+        .bind_or_null(4, outcome_.error_class)
+        .bind_or_null(5, outcome_.detail)
+        .bind_or_null(6, outcome_.session_id)
+        .bind(7, outcome_.not_before_ms)
+        .bind(8, c.now_ms)
+        .bind(9, outcome_.row_id)
+        .run();
+    changed_ = q.changes() == 1;
+  }
+
+ private:
+  attempt_outcome outcome_;
+  bool refused_;
+};
+
+class flush_job final : public store_job {
+ public:
+  explicit flush_job(std::function<void()> done) : done_(std::move(done)) {}
+  void run(job_context&) override {}
+  void finish(const post_fn& post) override {
+    if (done_) {
+      post(std::move(done_));
+    }
+  }
+
+ private:
+  std::function<void()> done_;
+};
+
+bool may_follow_dialing(task_state s) {
+  return s == task_state::started || s == task_state::pending || s == task_state::failed ||
+         s == task_state::unknown;
+}
+
+}  // namespace
+
+sqlite_store::sqlite_store(sqlite_store_options options) {
+  if (!options.post) {
+    throw std::invalid_argument("sqlite_store: a completion executor (post) is required");
+  }
+  if (options.clock == nullptr) {
+    throw std::invalid_argument("sqlite_store: a clock is required");
+  }
+  writer_ = std::make_unique<detail::sqlite_writer>(std::move(options));
+  recovered_dialing_ = writer_->recovered_dialing();
+}
+
+sqlite_store::~sqlite_store() = default;
+
+sqlite_store_stats sqlite_store::stats() const {
+  return writer_->stats();
+}
+
+namespace {
+template <class Job, class... Args>
+auto run_blocking(detail::sqlite_writer& w, Args&&... args) {
+  if (w.on_writer_thread()) {
+    throw std::logic_error(
+        "sqlite_store: a blocking call from the writer thread would wait forever");
+  }
+  auto j = std::make_unique<Job>(std::forward<Args>(args)...);
+  auto result = j->result();
+  w.enqueue(std::move(j));
+  return result.get();
+}
+}  // namespace
+
+bool sqlite_store::ingest_complete(const std::string& campaign, const std::string& fingerprint) {
+  return run_blocking<ingest_complete_job>(*writer_, campaign, fingerprint);
+}
+
+ingest_result sqlite_store::ingest(const std::string& campaign, std::span<const ingest_row> rows,
+                                   std::span<const ingest_reject> rejects, bool dedupe_phone) {
+  return run_blocking<ingest_job>(*writer_, campaign, rows, rejects, dedupe_phone);
+}
+
+void sqlite_store::finish_ingest(const std::string& campaign, const std::string& fingerprint,
+                                 std::int64_t rows_read) {
+  run_blocking<finish_ingest_job>(*writer_, campaign, fingerprint, rows_read);
+}
+
+campaign_summary sqlite_store::summary(const std::string& campaign) {
+  return run_blocking<summary_job>(*writer_, campaign);
+}
+
+void sqlite_store::fetch_pending(const std::string& campaign, std::int64_t after_row_id,
+                                 std::size_t limit,
+                                 std::function<void(std::vector<dial_task>)> done) {
+  writer_->enqueue(
+      std::make_unique<fetch_pending_job>(campaign, after_row_id, limit, std::move(done)));
+}
+
+void sqlite_store::fetch_active(const std::string& campaign, std::int64_t since_ms,
+                                std::function<void(std::vector<active_call>)> done) {
+  writer_->enqueue(std::make_unique<fetch_active_job>(campaign, since_ms, std::move(done)));
+}
+
+void sqlite_store::mark_dialing(std::int64_t row_id, int attempt, std::function<void(bool)> done) {
+  writer_->enqueue(std::make_unique<mark_dialing_job>(row_id, attempt, std::move(done)));
+}
+
+void sqlite_store::record(attempt_outcome outcome, std::function<void(bool)> done) {
+  // Refused in order with the caller's other jobs, so its done(false) does not overtake them.
+  const bool refused = !may_follow_dialing(outcome.state);
+  if (refused) {
+    writer_->count_refused_record();
+    DIALER_LOG_ERROR(
+        "BUG: state store asked to record row %lld as state %d; only started, "
+        "pending, failed or unknown may follow dialing",
+        static_cast<long long>(outcome.row_id), state_int(outcome.state));
+  }
+  writer_->enqueue(std::make_unique<record_job>(std::move(outcome), refused, std::move(done)));
+}
+
+void sqlite_store::flush(std::function<void()> done) {
+  writer_->enqueue(std::make_unique<flush_job>(std::move(done)));
+}
+
+}  // namespace dialer
