@@ -42,6 +42,19 @@ steady_time token_bucket::next_available(steady_time now) const {
   return unscale_ceil(tat - tolerance);
 }
 
+std::int64_t token_bucket::available(steady_time now) const {
+  if (!started_) {
+    return burst_;
+  }
+  const scaled n = scale(now);
+  const scaled tolerance = static_cast<scaled>(burst_ - 1) * per_.count();
+  const scaled tat = std::max(tat_, n - (count_ - 1));
+  if (tat - n > tolerance) {
+    return 0;
+  }
+  return static_cast<std::int64_t>((tolerance - (tat - n)) / per_.count()) + 1;
+}
+
 token_bucket::decision token_bucket::try_acquire(steady_time now) {
   const scaled n = scale(now);
   if (!started_) {

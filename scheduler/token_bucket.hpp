@@ -22,6 +22,8 @@ class token_bucket {
   [[nodiscard]] decision try_acquire(steady_time now);
   // The first instant a token is available (<= now when one is).
   [[nodiscard]] steady_time next_available(steady_time now) const;
+  // How many tokens could be spent at `now` without waiting (0..burst).
+  [[nodiscard]] std::int64_t available(steady_time now) const;
   // Changes rate and burst from `now` on, keeping the tokens already spent within the window.
   void set_rate(std::int64_t count, nanoseconds per, std::int64_t burst, steady_time now);
 

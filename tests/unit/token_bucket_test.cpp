@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <random>
+#include <tuple>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -405,6 +406,38 @@ TEST(token_bucket, repeated_reloads_never_let_a_token_out_early) {
   EXPECT_LE(max_in_window(grants, seconds(1)), window_bound(r, seconds(1)));
   // Token 3000 arrives 2999 intervals of 333333333.33 ns after the first, rounded up.
   EXPECT_EQ(grants.back(), 999'666'666'667) << "tokens drifted early over 3000 reloads";
+}
+
+}  // namespace
+}  // namespace dialer
+
+namespace dialer {
+namespace {
+
+// available() must agree with how many try_acquire() calls succeed at the same instant.
+TEST(token_bucket_available, matches_the_grants_at_the_same_instant) {
+  for (const auto& [count, per_ms, burst] :
+       std::vector<std::tuple<int, int, int>>{{200, 1000, 10}, {3, 1000, 1}, {7, 1000, 4},
+                                              {600, 60000, 5}}) {
+    manual_time_source clock;
+    token_bucket bucket(count, std::chrono::milliseconds(per_ms), burst);
+    EXPECT_EQ(bucket.available(clock.steady_now()), burst);
+    std::mt19937_64 rng(7);
+    for (int step = 0; step < 2000; ++step) {
+      clock.advance(std::chrono::microseconds(rng() % 20000));
+      const steady_time now = clock.steady_now();
+      const std::int64_t predicted = bucket.available(now);
+      token_bucket probe = bucket;
+      std::int64_t granted = 0;
+      while (probe.try_acquire(now).granted) {
+        ++granted;
+      }
+      ASSERT_EQ(predicted, granted) << count << "/" << per_ms << "ms burst " << burst;
+      if (rng() % 2 == 0) {
+        (void)bucket.try_acquire(now);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -1,0 +1,608 @@
+#include "scheduler/dial_engine.hpp"
+
+#include <boost/asio/post.hpp>
+#include <deque>
+#include <optional>
+#include <queue>
+
+#include "core/agentix_client.hpp"
+#include "core/log.hpp"
+#include "scheduler/backoff.hpp"
+#include "scheduler/classify.hpp"
+#include "scheduler/concurrency_gate.hpp"
+#include "scheduler/token_bucket.hpp"
+
+namespace dialer {
+
+namespace {
+
+struct retry_entry {
+  steady_time due;
+  std::uint64_t sequence;  // FIFO among equal due times
+  dial_task task;
+  bool operator>(const retry_entry& o) const {
+    return due != o.due ? due > o.due : sequence > o.sequence;
+  }
+};
+
+// A trunk held by 429/503 without Retry-After backs off on its own, up to this long.
+constexpr auto max_hold_backoff = std::chrono::seconds(60);
+// A Retry-After beyond this is treated as this: a broken header must not stall a campaign for days.
+constexpr auto max_retry_after = std::chrono::minutes(10);
+
+}  // namespace
+
+struct dial_engine::trunk_state {
+  const config::trunk_settings* settings;
+  token_bucket bucket;
+  concurrency_gate gate;
+  steady_time hold_until{};
+  int consecutive_holds = 0;
+  std::int64_t holds = 0;
+  // Instants at which STARTED (or possibly live) calls give their slot back.
+  std::priority_queue<steady_time, std::vector<steady_time>, std::greater<>> slot_releases;
+  std::vector<campaign_state*> campaigns;
+  std::size_t round_robin = 0;
+  // Claims committed (DIALING) and waiting for their rate token, in claim order.
+  std::deque<std::shared_ptr<attempt>> write_queue;
+  // Claims made and not yet written: each is promised one of the tokens available now.
+  std::int64_t unsent = 0;
+
+  explicit trunk_state(const config::trunk_settings& t)
+      : settings(&t),
+        bucket(t.calls_per_second.count, t.calls_per_second.per, t.burst),
+        gate(t.max_concurrent_calls) {}
+};
+
+struct dial_engine::campaign_state {
+  const config::campaign_settings* settings;
+  trunk_state* trunk;
+  std::optional<token_bucket> bucket;
+  std::deque<dial_task> ready;
+  std::priority_queue<retry_entry, std::vector<retry_entry>, std::greater<>> retries;
+  std::uint64_t retry_sequence = 0;
+  std::int64_t cursor = 0;  // highest row_id fetched
+  bool fetching = false;
+  bool exhausted = false;
+  std::uint64_t added_generation = 0;
+  bool ingest_done = false;
+  std::int64_t unsent = 0;
+  campaign_progress progress;
+};
+
+struct dial_engine::attempt {
+  campaign_state* campaign;
+  trunk_state* trunk;
+  dial_task task;
+  int number;  // 1-based attempt number: also part of the Idempotency-Key
+};
+
+dial_engine::dial_engine(boost::asio::io_context& io, const config::daemon_settings& settings,
+                         state_store& store, http_connection_pool& pool, const time_source& clock,
+                         options opts)
+    : io_(io),
+      settings_(settings),
+      store_(store),
+      pool_(pool),
+      clock_(clock),
+      options_(opts),
+      timer_(io),
+      rng_(opts.seed != 0 ? opts.seed : std::random_device{}()),
+      alive_(std::make_shared<bool>(true)) {
+  for (const auto& [name, trunk] : settings.trunks) {
+    trunks_.emplace(name, std::make_unique<trunk_state>(trunk));
+  }
+  for (const auto& c : settings.campaigns) {
+    auto state = std::make_unique<campaign_state>();
+    state->settings = &c;
+    state->trunk = trunks_.at(c.trunk).get();
+    if (c.calls_per_second) {
+      state->bucket.emplace(c.calls_per_second->count, c.calls_per_second->per, c.burst);
+    }
+    state->progress.id = c.id;
+    state->trunk->campaigns.push_back(state.get());
+    campaigns_.emplace(c.id, std::move(state));
+  }
+}
+
+dial_engine::~dial_engine() {
+  *alive_ = false;
+  timer_.cancel();
+}
+
+std::uint64_t dial_engine::random() { return rng_(); }
+
+void dial_engine::start(std::function<void()> on_idle) {
+  on_idle_ = std::move(on_idle);
+  // Calls placed by an earlier run may still be live: their slots stay taken until they must
+  // have ended (started + max_duration + grace).
+  const std::int64_t now_ms = to_unix_ms(clock_.system_now());
+  startup_loads_ = campaigns_.size();
+  if (startup_loads_ == 0) {
+    started_ = true;
+    check_idle();
+    return;
+  }
+  for (auto& [id, c] : campaigns_) {
+    const auto hold = std::chrono::duration_cast<milliseconds>(
+        nanoseconds(c->settings->max_duration) + options_.slot_grace);
+    campaign_state* campaign = c.get();
+    store_.fetch_active(id, now_ms - hold.count(),
+                        [this, campaign, hold, alive = alive_](std::vector<active_call> calls) {
+                          if (!*alive) {
+                            return;
+                          }
+                          const steady_time now = clock_.steady_now();
+                          const std::int64_t now_ms = to_unix_ms(clock_.system_now());
+                          for (const auto& call : calls) {
+                            const auto left =
+                                milliseconds(call.started_at_ms + hold.count() - now_ms);
+                            campaign->trunk->gate.occupy();
+                            hold_slot_until(*campaign->trunk, now + left);
+                          }
+                          if (!calls.empty()) {
+                            DIALER_LOG_INFO("campaign %s: %zu call(s) of an earlier run may "
+                                            "still be live; their trunk slots stay taken",
+                                            campaign->settings->id.c_str(), calls.size());
+                          }
+                          if (--startup_loads_ == 0) {
+                            started_ = true;
+                            pump();
+                          }
+                        });
+  }
+}
+
+void dial_engine::tasks_added(const std::string& campaign) {
+  auto it = campaigns_.find(campaign);
+  if (it == campaigns_.end()) {
+    return;
+  }
+  ++it->second->added_generation;
+  it->second->exhausted = false;
+  pump();
+}
+
+void dial_engine::ingest_finished(const std::string& campaign) {
+  auto it = campaigns_.find(campaign);
+  if (it == campaigns_.end()) {
+    return;
+  }
+  it->second->ingest_done = true;
+  ++it->second->added_generation;
+  it->second->exhausted = false;
+  pump();
+}
+
+void dial_engine::drain() {
+  if (draining_) {
+    return;
+  }
+  draining_ = true;
+  timer_.cancel();
+  check_idle();
+}
+
+void dial_engine::pump() {
+  if (!started_) {
+    return;
+  }
+  const steady_time now = clock_.steady_now();
+  steady_time wake = steady_time::max();
+  for (auto& [name, trunk] : trunks_) {
+    // Claimed tasks are written even while draining: they are DIALING already.
+    write_ready(*trunk, now, wake);
+    if (!draining_) {
+      pump_trunk(*trunk, now, wake);
+    }
+  }
+  arm_timer(wake);
+  check_idle();
+}
+
+void dial_engine::release_expired_slots(trunk_state& trunk, steady_time now) {
+  while (!trunk.slot_releases.empty() && trunk.slot_releases.top() <= now) {
+    trunk.slot_releases.pop();
+    trunk.gate.release();
+  }
+}
+
+void dial_engine::hold_slot_until(trunk_state& trunk, steady_time until) {
+  trunk.slot_releases.push(until);
+}
+
+void dial_engine::pump_trunk(trunk_state& trunk, steady_time now, steady_time& wake) {
+  release_expired_slots(trunk, now);
+  while (true) {
+    if (now < trunk.hold_until) {
+      wake = std::min(wake, trunk.hold_until);
+      return;
+    }
+    if (!trunk.gate.available()) {
+      if (!trunk.slot_releases.empty()) {
+        wake = std::min(wake, trunk.slot_releases.top());
+      }
+      return;
+    }
+    campaign_state* campaign = next_campaign(trunk, now, wake);
+    if (campaign == nullptr) {
+      return;
+    }
+    // The token is spent only when a connection can write the request at once.
+    if (pool_.ready_count() <= reserved_connections_) {
+      if (!waiting_for_connection_) {
+        waiting_for_connection_ = true;
+        pool_.when_ready([this, alive = alive_] {
+          if (*alive) {
+            waiting_for_connection_ = false;
+            pump();
+          }
+        });
+      }
+      return;
+    }
+    // A claim is promised a token available now; the token itself is spent just before the
+    // write (write_ready), so commit latency never bunches requests up at the server.
+    if (trunk.bucket.available(now) <= trunk.unsent) {
+      if (trunk.unsent == 0) {
+        wake = std::min(wake, trunk.bucket.next_available(now));
+      }
+      return;  // else: the writes of earlier claims will pump again
+    }
+    dial_task task;
+    if (!campaign->retries.empty() && campaign->retries.top().due <= now) {
+      task = campaign->retries.top().task;
+      campaign->retries.pop();
+    } else {
+      task = std::move(campaign->ready.front());
+      campaign->ready.pop_front();
+    }
+    dispatch(trunk, *campaign, std::move(task), now);
+  }
+}
+
+dial_engine::campaign_state* dial_engine::next_campaign(trunk_state& trunk, steady_time now,
+                                                        steady_time& wake) {
+  const std::size_t n = trunk.campaigns.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = (trunk.round_robin + k) % n;
+    campaign_state& c = *trunk.campaigns[i];
+    if (c.progress.paused) {
+      continue;
+    }
+    if (c.ready.size() < options_.page_size / 2) {
+      refill(c);
+    }
+    const bool retry_due = !c.retries.empty() && c.retries.top().due <= now;
+    if (!retry_due && c.ready.empty()) {
+      if (!c.retries.empty()) {
+        wake = std::min(wake, c.retries.top().due);
+      }
+      continue;
+    }
+    if (c.bucket && c.bucket->available(now) <= c.unsent) {
+      if (c.unsent == 0) {
+        wake = std::min(wake, c.bucket->next_available(now));
+      }
+      continue;
+    }
+    trunk.round_robin = (i + 1) % n;
+    return &c;
+  }
+  return nullptr;
+}
+
+void dial_engine::refill(campaign_state& c) {
+  if (c.fetching || c.exhausted) {
+    return;
+  }
+  c.fetching = true;
+  const std::uint64_t generation = c.added_generation;
+  store_.fetch_pending(
+      c.settings->id, c.cursor, options_.page_size,
+      [this, campaign = &c, generation, alive = alive_](std::vector<dial_task> tasks) {
+        if (!*alive) {
+          return;
+        }
+        campaign_state& c = *campaign;
+        c.fetching = false;
+        const steady_time now = clock_.steady_now();
+        const std::int64_t now_ms = to_unix_ms(clock_.system_now());
+        const bool full_page = tasks.size() >= options_.page_size;
+        for (auto& t : tasks) {
+          c.cursor = std::max(c.cursor, t.row_id);
+          if (t.not_before_ms > now_ms) {
+            const auto due = now + milliseconds(t.not_before_ms - now_ms);
+            schedule_retry(c, std::move(t), due);
+          } else {
+            c.ready.push_back(std::move(t));
+          }
+        }
+        // Only a short page fetched after the last "tasks added" news proves there are no more.
+        c.exhausted = !full_page && generation == c.added_generation;
+        pump();
+      });
+}
+
+void dial_engine::dispatch(trunk_state& trunk, campaign_state& campaign, dial_task task,
+                           steady_time now) {
+  const bool slot = trunk.gate.try_acquire();
+  (void)slot;  // pump_trunk checked available() just before
+  ++reserved_connections_;
+  ++trunk.unsent;
+  ++campaign.unsent;
+  ++campaign.progress.in_flight;
+  auto a = std::make_shared<attempt>(attempt{&campaign, &trunk, std::move(task), 0});
+  a->number = a->task.attempts + 1;
+  store_.mark_dialing(a->task.row_id, a->number, [this, a, alive = alive_](bool claimed) {
+    if (*alive) {
+      on_claimed(a, claimed);
+    }
+  });
+}
+
+void dial_engine::on_claimed(std::shared_ptr<attempt> a, bool claimed) {
+  campaign_state& c = *a->campaign;
+  if (!claimed) {
+    // Not PENDING any more (or the disk write failed): dialing it could dial twice.
+    DIALER_LOG_ERROR("campaign %s: task %s could not be claimed for dialing; skipped",
+                     c.settings->id.c_str(), a->task.task_id.c_str());
+    --reserved_connections_;
+    --a->trunk->unsent;
+    --c.unsent;
+    a->trunk->gate.release();
+    --c.progress.in_flight;
+    pump();
+    return;
+  }
+  a->trunk->write_queue.push_back(std::move(a));
+  pump();
+}
+
+void dial_engine::write_ready(trunk_state& trunk, steady_time now, steady_time& wake) {
+  while (!trunk.write_queue.empty()) {
+    if (now < trunk.hold_until) {
+      wake = std::min(wake, trunk.hold_until);
+      return;
+    }
+    attempt& a = *trunk.write_queue.front();
+    campaign_state& c = *a.campaign;
+    const steady_time trunk_at = trunk.bucket.next_available(now);
+    const steady_time campaign_at = c.bucket ? c.bucket->next_available(now) : now;
+    if (trunk_at > now || campaign_at > now) {
+      wake = std::min(wake, std::max(trunk_at, campaign_at));
+      return;
+    }
+    (void)trunk.bucket.try_acquire(now);
+    if (c.bucket) {
+      (void)c.bucket->try_acquire(now);
+    }
+    std::shared_ptr<attempt> owned = std::move(trunk.write_queue.front());
+    trunk.write_queue.pop_front();
+    --trunk.unsent;
+    --c.unsent;
+    --reserved_connections_;
+    send(std::move(owned));
+  }
+}
+
+void dial_engine::send(std::shared_ptr<attempt> a) {
+  campaign_state& c = *a->campaign;
+  const config::campaign_settings& cs = *c.settings;
+  const std::string idempotency_key = make_idempotency_key(cs.id, a->task.task_id, a->number);
+  const auto make_request = [&] {
+    start_call_spec spec;
+    spec.phone_number_id = a->trunk->settings->phone_number_id;
+    spec.agent_id = cs.agent_id;
+    spec.to_phone_number = a->task.phone_e164;
+    spec.max_duration_seconds = cs.max_duration.count();
+    spec.variables_json = a->task.variables_json;
+    spec.idempotency_key = idempotency_key;
+    return build_start_call_request(settings_.api.base_path, settings_.api.api_key.reveal(), spec);
+  };
+  ++c.progress.requests;
+  auto handler = [this, a, alive = alive_](http_response r) {
+    if (*alive) {
+      on_response(a, std::move(r));
+    }
+  };
+  if (!pool_.try_send_now(make_request(), handler)) {
+    // The connection reserved for it went stale meanwhile: nothing was sent, so queue it.
+    pool_.send(make_request(), std::move(handler));
+  }
+}
+
+void dial_engine::schedule_retry(campaign_state& c, dial_task task, steady_time due) {
+  c.retries.push(retry_entry{due, c.retry_sequence++, std::move(task)});
+}
+
+void dial_engine::pause(campaign_state& c, std::string reason) {
+  if (c.progress.paused) {
+    return;
+  }
+  c.progress.paused = true;
+  c.progress.pause_reason = reason;
+  DIALER_LOG_ERROR("campaign %s paused: %s", c.settings->id.c_str(), reason.c_str());
+}
+
+void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
+  campaign_state& c = *a->campaign;
+  trunk_state& trunk = *a->trunk;
+  const config::campaign_settings& cs = *c.settings;
+  --c.progress.in_flight;
+
+  std::optional<std::string> session_id;
+  if (r.error == transport_error::none && r.status >= 200 && r.status < 300) {
+    session_id = parse_session_id(r.body);
+  }
+  const classification k = classify(r, session_id.has_value());
+  const steady_time now = clock_.steady_now();
+  const std::int64_t now_ms = to_unix_ms(clock_.system_now());
+  const steady_time slot_end = now + cs.max_duration + options_.slot_grace;
+
+  attempt_outcome o;
+  o.row_id = a->task.row_id;
+  o.attempts = a->number;
+  o.http_status = r.status;
+  o.error_class = std::string(k.error_class);
+  a->task.attempts = a->number;
+
+  const auto retry_or_fail = [&](steady_time due) {
+    trunk.gate.release();
+    if (a->number >= cs.retry.max_attempts) {
+      o.state = task_state::failed;
+      o.detail = "not placed after " + std::to_string(a->number) + " attempt(s); last: " +
+                 o.error_class;
+      ++c.progress.failed;
+      return;
+    }
+    o.state = task_state::pending;
+    o.not_before_ms = now_ms + std::chrono::duration_cast<milliseconds>(due - now).count();
+    ++c.progress.retried;
+    schedule_retry(c, a->task, due);
+  };
+
+  switch (k.verdict) {
+    case call_verdict::started:
+      o.state = task_state::started;
+      o.session_id = std::move(*session_id);
+      hold_slot_until(trunk, slot_end);
+      trunk.consecutive_holds = 0;
+      ++c.progress.started;
+      break;
+    case call_verdict::retry_later:
+      retry_or_fail(now + full_jitter_backoff(a->number, cs.retry.backoff_base,
+                                              cs.retry.backoff_max, random()));
+      break;
+    case call_verdict::hold_trunk: {
+      std::optional<nanoseconds> delay = parse_retry_after(r.retry_after, clock_.system_now());
+      if (!delay) {
+        delay = full_jitter_backoff(++trunk.consecutive_holds, milliseconds(500),
+                                    max_hold_backoff, random());
+      }
+      delay = std::min<nanoseconds>(*delay, max_retry_after);
+      if (now + *delay > trunk.hold_until) {
+        if (trunk.hold_until <= now) {
+          ++trunk.holds;
+          DIALER_LOG_WARN("trunk %s: HTTP %d, holding all calls for %lld ms",
+                          trunk.settings->name.c_str(), r.status,
+                          static_cast<long long>(
+                              std::chrono::duration_cast<milliseconds>(*delay).count()));
+        }
+        trunk.hold_until = now + *delay;
+      }
+      retry_or_fail(trunk.hold_until);
+      break;
+    }
+    case call_verdict::failed:
+      trunk.gate.release();
+      o.state = task_state::failed;
+      o.detail = r.body.substr(0, 512);
+      ++c.progress.failed;
+      break;
+    case call_verdict::pause_campaign: {
+      std::string why;
+      if (r.status == 401) {
+        why = "calls/start answered 401 Unauthorized: the API key (" +
+              settings_.api.api_key_source + ") was refused";
+      } else if (r.status == 403) {
+        why = "calls/start answered 403 Forbidden: the API key may not place calls from phone "
+              "number " + trunk.settings->phone_number_id;
+      } else if (r.status == 404) {
+        why = "calls/start answered 404 Not Found: phone_number_id " +
+              trunk.settings->phone_number_id + " or agent_id " + cs.agent_id + " is unknown";
+      } else {
+        why = "calls/start answered HTTP " + std::to_string(r.status) +
+              " (a redirect; redirects are never followed): check api.base_url";
+      }
+      if (k.task_unknown) {
+        o.state = task_state::unknown;
+        hold_slot_until(trunk, slot_end);
+        ++c.progress.unknown;
+      } else {
+        // Refused, so certainly not placed: it waits, pending, for the campaign to resume.
+        trunk.gate.release();
+        o.state = task_state::pending;
+        schedule_retry(c, a->task, now);
+      }
+      pause(c, why);
+      break;
+    }
+    case call_verdict::ambiguous:
+      // The call may be ringing: its slot stays taken as if it had started.
+      hold_slot_until(trunk, slot_end);
+      if (cs.on_ambiguous == config::ambiguous_policy::retry &&
+          a->number < cs.retry.max_attempts) {
+        const steady_time due = now + full_jitter_backoff(a->number, cs.retry.backoff_base,
+                                                          cs.retry.backoff_max, random());
+        o.state = task_state::pending;
+        o.not_before_ms = now_ms + std::chrono::duration_cast<milliseconds>(due - now).count();
+        ++c.progress.retried;
+        schedule_retry(c, a->task, due);
+      } else {
+        o.state = task_state::unknown;
+        ++c.progress.unknown;
+      }
+      break;
+  }
+  store_.record(std::move(o), nullptr);
+  pump();
+}
+
+void dial_engine::arm_timer(steady_time wake) {
+  if (wake == steady_time::max() || wake >= timer_at_) {
+    return;
+  }
+  timer_at_ = wake;
+  timer_.expires_at(wake);
+  timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+    if (!*alive || ec) {
+      return;
+    }
+    timer_at_ = steady_time::max();
+    pump();
+  });
+}
+
+bool dial_engine::campaign_complete(const campaign_state& c) const {
+  return c.ingest_done && c.exhausted && !c.fetching && c.ready.empty() && c.retries.empty() &&
+         c.progress.in_flight == 0;
+}
+
+void dial_engine::check_idle() {
+  if (idle_reported_ || !started_ || reserved_connections_ != 0) {
+    return;
+  }
+  for (const auto& [id, c] : campaigns_) {
+    if (c->progress.in_flight != 0) {
+      return;
+    }
+    if (!draining_ && !c->progress.paused && !campaign_complete(*c)) {
+      return;
+    }
+  }
+  idle_reported_ = true;
+  timer_.cancel();
+  if (on_idle_) {
+    boost::asio::post(io_, on_idle_);
+  }
+}
+
+std::vector<campaign_progress> dial_engine::campaigns() const {
+  std::vector<campaign_progress> out;
+  for (const auto& [id, c] : campaigns_) {
+    out.push_back(c->progress);
+    out.back().complete = campaign_complete(*c);
+  }
+  return out;
+}
+
+std::vector<trunk_progress> dial_engine::trunks() const {
+  std::vector<trunk_progress> out;
+  for (const auto& [name, t] : trunks_) {
+    out.push_back({name, t->gate.in_use(), t->gate.capacity(), t->gate.peak(), t->holds});
+  }
+  return out;
+}
+
+}  // namespace dialer

@@ -1,0 +1,120 @@
+#pragma once
+// The pacing loop: per trunk a token bucket, a concurrency gate and a Retry-After hold; per
+// campaign its own bucket, a page of pending tasks and a retry queue. It claims a task durably
+// (PENDING → DIALING) before its request is written, and spends a rate token only when a pooled
+// connection can write the request at once. Design and transitions: scheduler/dial_engine.md.
+//
+// Threading: every member runs on the io_context thread; store and pool callbacks arrive there.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/http_client.hpp"
+#include "core/state_store.hpp"
+#include "core/time.hpp"
+
+namespace dialer {
+
+struct campaign_progress {
+  std::string id;
+  bool paused = false;
+  std::string pause_reason;
+  bool complete = false;
+  std::int64_t requests = 0;
+  std::int64_t started = 0;
+  std::int64_t retried = 0;
+  std::int64_t failed = 0;
+  std::int64_t unknown = 0;
+  std::int64_t in_flight = 0;
+};
+
+struct trunk_progress {
+  std::string name;
+  std::int64_t active = 0;    // DIALING + STARTED holding a slot
+  std::int64_t capacity = 0;
+  std::int64_t peak_active = 0;
+  std::int64_t holds = 0;     // Retry-After holds of the whole trunk
+};
+
+class dial_engine {
+ public:
+  struct options {
+    nanoseconds slot_grace{std::chrono::seconds(30)};
+    std::size_t page_size = 1024;  // pending tasks fetched from the store at a time
+    std::uint64_t seed = 0;        // jitter; 0 = random
+  };
+
+  // `store`, `pool` and `clock` must outlive the engine.
+  dial_engine(boost::asio::io_context& io, const config::daemon_settings& settings,
+              state_store& store, http_connection_pool& pool, const time_source& clock,
+              options opts);
+  ~dial_engine();
+  dial_engine(const dial_engine&) = delete;
+  dial_engine& operator=(const dial_engine&) = delete;
+
+  // Loads the slots still held by calls of an earlier run, then starts dialing. `on_idle` runs
+  // once every campaign is complete or paused with nothing in flight (a draining engine too).
+  void start(std::function<void()> on_idle);
+  // More tasks may be pending in `campaign` (the ingest thread committed a batch).
+  void tasks_added(const std::string& campaign);
+  // No more tasks will be added to `campaign`.
+  void ingest_finished(const std::string& campaign);
+  // Stop claiming; requests in flight finish; then on_idle runs.
+  void drain();
+
+  [[nodiscard]] std::vector<campaign_progress> campaigns() const;
+  [[nodiscard]] std::vector<trunk_progress> trunks() const;
+
+ private:
+  struct campaign_state;
+  struct trunk_state;
+  struct attempt;
+
+  void pump();
+  void pump_trunk(trunk_state& trunk, steady_time now, steady_time& wake);
+  campaign_state* next_campaign(trunk_state& trunk, steady_time now, steady_time& wake);
+  void refill(campaign_state& campaign);
+  void dispatch(trunk_state& trunk, campaign_state& campaign, dial_task task, steady_time now);
+  void on_claimed(std::shared_ptr<attempt> a, bool claimed);
+  void write_ready(trunk_state& trunk, steady_time now, steady_time& wake);
+  void send(std::shared_ptr<attempt> a);
+  void on_response(std::shared_ptr<attempt> a, http_response response);
+  void hold_slot_until(trunk_state& trunk, steady_time until);
+  void release_expired_slots(trunk_state& trunk, steady_time now);
+  void schedule_retry(campaign_state& campaign, dial_task task, steady_time due);
+  void pause(campaign_state& campaign, std::string reason);
+  void arm_timer(steady_time wake);
+  void check_idle();
+  [[nodiscard]] bool campaign_complete(const campaign_state& campaign) const;
+  [[nodiscard]] std::uint64_t random();
+
+  boost::asio::io_context& io_;
+  const config::daemon_settings& settings_;
+  state_store& store_;
+  http_connection_pool& pool_;
+  const time_source& clock_;
+  options options_;
+  std::map<std::string, std::unique_ptr<trunk_state>> trunks_;
+  std::map<std::string, std::unique_ptr<campaign_state>> campaigns_;
+  boost::asio::steady_timer timer_;
+  steady_time timer_at_ = steady_time::max();
+  std::mt19937_64 rng_;
+  std::size_t reserved_connections_ = 0;  // claimed tasks waiting for their DIALING commit
+  bool waiting_for_connection_ = false;
+  bool draining_ = false;
+  bool started_ = false;
+  bool idle_reported_ = false;
+  bool pump_posted_ = false;
+  std::size_t startup_loads_ = 0;
+  std::function<void()> on_idle_;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace dialer

@@ -1,0 +1,155 @@
+#pragma once
+// Integration-test harness: starts the real agentix-sim and the real dialerd on 127.0.0.1, stops
+// every process it started (by its own pid), and reads what the simulator and the store saw.
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dialer::test {
+
+// A temporary folder removed (with its content) on destruction.
+class temp_dir {
+ public:
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+  [[nodiscard]] std::filesystem::path operator/(const std::string& name) const {
+    return path_ / name;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_file(const std::filesystem::path& path, const std::string& content);
+[[nodiscard]] std::string read_file(const std::filesystem::path& path);
+
+// A child process with stdout and stderr captured to files. The destructor kills (SIGKILL) and
+// reaps it if it is still running, so no test leaves a process behind.
+class child_process {
+ public:
+  child_process(const std::vector<std::string>& argv, const std::filesystem::path& stdout_path,
+                const std::filesystem::path& stderr_path,
+                const std::map<std::string, std::string>& extra_env = {});
+  ~child_process();
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  void signal(int signo);
+  // The exit code (or 128 + signal), or nullopt if still running after `timeout`.
+  std::optional<int> wait_for(std::chrono::milliseconds timeout);
+  [[nodiscard]] bool running();
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+struct sim_options {
+  std::string api_key = "pk_test_0123456789abcdef";
+  std::string call_duration = "20ms..200ms";
+  std::vector<std::string> extra_args;  // faults, limits
+};
+
+struct sim_stats {
+  long requests = 0;
+  long placed = 0;
+  long duplicates_by_task_id = 0;
+  long duplicates_by_phone = 0;
+  long max_active = 0;
+  long max_starts_100ms = 0;
+  long max_starts_1s = 0;
+  long unauthorized = 0;
+  std::map<std::string, long> faults;
+};
+
+struct ledger_entry {
+  std::string task_id;
+  std::string campaign_id;
+  std::string phone;
+  std::string session_id;
+  std::string idempotency_key;
+  std::string outcome;
+};
+
+// agentix-sim on 127.0.0.1 with its own certificate, key file, ledger and stats file.
+class simulator {
+ public:
+  simulator(const temp_dir& dir, sim_options options = {});
+  ~simulator();
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] std::filesystem::path ca_file() const { return cert_dir_ / "cert.pem"; }
+  [[nodiscard]] const std::string& api_key() const { return options_.api_key; }
+  // SIGTERM, wait for exit, read stats and ledger.
+  void stop();
+  [[nodiscard]] const sim_stats& stats() const { return stats_; }
+  [[nodiscard]] const std::vector<ledger_entry>& ledger() const { return ledger_; }
+  // The ledger as written so far (while running).
+  [[nodiscard]] std::size_t ledger_lines_now() const;
+
+ private:
+  sim_options options_;
+  std::filesystem::path dir_;
+  std::filesystem::path cert_dir_;
+  std::unique_ptr<child_process> process_;
+  int port_ = 0;
+  sim_stats stats_;
+  std::vector<ledger_entry> ledger_;
+};
+
+inline constexpr const char* default_phone_number_id = "6f1c2a9e-0000-4000-8000-000000000001";
+inline constexpr const char* default_agent_id = "d796c919-7ef3-413a-8bf1-351b6442953a";
+
+struct dialer_setup {
+  int tasks = 100;
+  std::string rate = "200/s";
+  int burst = 10;
+  int concurrency = 50;
+  std::string max_duration = "1s";
+  std::string slot_grace = "0s";
+  int pool_connections = 16;
+  int max_attempts = 8;
+  std::string extra_campaign_yaml;  // appended to the campaign file
+  std::string csv;                  // overrides the generated CSV when not empty
+};
+
+// Writes dialerd.yaml, campaign.yaml, tasks.csv and the key file into `dir`. The CSV has
+// `setup.tasks` rows, task ids T-000001…, unique valid AE mobile numbers.
+std::filesystem::path write_dialer_config(const temp_dir& dir, const simulator& sim,
+                                          const dialer_setup& setup);
+[[nodiscard]] std::string generated_csv(int tasks);
+// The E.164 number generated_csv() gives task i (1-based).
+[[nodiscard]] std::string generated_phone(int i);
+
+struct run_result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs dialerd with `args` (plus --config) to completion, bounded by `timeout`.
+run_result run_dialerd(const temp_dir& dir, const std::filesystem::path& config,
+                       const std::vector<std::string>& args = {},
+                       std::chrono::seconds timeout = std::chrono::seconds(180));
+
+struct task_row {
+  std::string task_id;
+  std::string state;
+  std::string session_id;
+  std::string error_class;
+  int attempts = 0;
+  int http_status = 0;
+};
+
+// Every task of the state database, keyed by task id (read-only open).
+[[nodiscard]] std::map<std::string, task_row> read_tasks(const std::filesystem::path& db);
+
+}  // namespace dialer::test
