@@ -226,8 +226,9 @@ struct statements {
                       "FROM tasks WHERE campaign = ?1 AND state = 0 AND row_id > ?2 "
                       "ORDER BY row_id LIMIT ?3"),
         fetch_active(db,
-                     "SELECT row_id, started_ms FROM tasks WHERE campaign = ?1 AND state = 2 "
-                     "AND started_ms >= ?2 ORDER BY row_id"),
+                     "SELECT row_id, CASE state WHEN 2 THEN started_ms ELSE dialing_ms END "
+                     "FROM tasks WHERE campaign = ?1 AND ((state = 2 AND started_ms >= ?2) OR "
+                     "(state = 6 AND dialing_ms >= ?2)) ORDER BY row_id"),
         mark_dialing(db,
                      "UPDATE tasks SET state = 1, attempts = ?1, dialing_ms = ?2, "
                      "updated_ms = ?2 WHERE row_id = ?3 AND state = 0"),

@@ -88,7 +88,9 @@ class state_store {
   virtual void fetch_pending(const std::string& campaign, std::int64_t after_row_id,
                              std::size_t limit,
                              std::function<void(std::vector<dial_task>)> done) = 0;
-  // STARTED tasks whose call may still be live (started at or after `since_ms`).
+  // Tasks whose call may still be live: STARTED at or after `since_ms`, and UNKNOWN ones (the
+  // request may have placed a call) claimed at or after it. started_at_ms is the claim instant
+  // for the latter.
   virtual void fetch_active(const std::string& campaign, std::int64_t since_ms,
                             std::function<void(std::vector<active_call>)> done) = 0;
   // PENDING → DIALING with attempts = `attempt`; `done(true)` once it is on disk. `done(false)`

@@ -168,6 +168,73 @@ TEST(dialing, sigkill_mid_campaign_then_restart_dials_nobody_twice_and_loses_not
   EXPECT_EQ(static_cast<int>(placed.size()) + 0, s.placed);
 }
 
+TEST(dialing, sigterm_drains_in_flight_requests_and_loses_nothing) {
+  temp_dir dir;
+  simulator sim(dir, {.call_duration = "10ms..50ms", .extra_args = {"--latency", "200ms..300ms"}});
+  dialer_setup setup{.tasks = 300, .rate = "50/s", .burst = 5, .concurrency = 100};
+  const auto config = write_dialer_config(dir, sim, setup);
+  {
+    child_process first({DIALERD_PATH, "--config", config.string()}, dir / "first.out",
+                        dir / "first.err");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (sim.ledger_lines_now() < 20 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    first.signal(SIGTERM);
+    // Requests in flight take at most ~300 ms to answer; the drain waits for them, no longer.
+    EXPECT_EQ(first.wait_for(std::chrono::seconds(10)), 0) << read_file(dir / "first.err");
+  }
+  {
+    const auto tasks = read_tasks(dir / "state.db");
+    ASSERT_EQ(tasks.size(), 300u);
+    int started = 0;
+    for (const auto& [id, t] : tasks) {
+      ASSERT_TRUE(t.state == "started" || t.state == "pending") << id << " " << t.state;
+      started += t.state == "started";
+    }
+    EXPECT_GT(started, 0);
+    EXPECT_LT(started, 300);
+  }
+  const run_result rest = run_dialerd(dir, config);
+  sim.stop();
+  ASSERT_EQ(rest.exit_code, 0) << rest.err;
+  EXPECT_EQ(sim.stats().placed, 300);
+  EXPECT_EQ(sim.stats().duplicates_by_task_id, 0);
+  expect_all_started_as_ledger(read_tasks(dir / "state.db"), sim.ledger(), 300);
+}
+
+TEST(dialing, a_second_sigterm_exits_at_once_and_the_restart_never_redials_in_flight_tasks) {
+  temp_dir dir;
+  simulator sim(dir, {.call_duration = "10ms..50ms", .extra_args = {"--latency", "2s..2s"}});
+  dialer_setup setup{.tasks = 100, .rate = "100/s", .burst = 10, .concurrency = 20};
+  const auto config = write_dialer_config(dir, sim, setup);
+  {
+    child_process first({DIALERD_PATH, "--config", config.string()}, dir / "first.out",
+                        dir / "first.err");
+    // Every request now waits 2 s at the simulator: some are certainly in flight after 1 s.
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    first.signal(SIGTERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    first.signal(SIGTERM);
+    EXPECT_EQ(first.wait_for(std::chrono::seconds(1)), 130) << read_file(dir / "first.err");
+  }
+  const run_result rest = run_dialerd(dir, config);
+  sim.stop();
+  ASSERT_EQ(rest.exit_code, 0) << rest.err;
+  EXPECT_EQ(sim.stats().duplicates_by_task_id, 0);
+  int interrupted = 0;
+  for (const auto& [id, t] : read_tasks(dir / "state.db")) {
+    if (t.state == "unknown") {
+      EXPECT_EQ(t.error_class, "interrupted");
+      ++interrupted;
+    } else {
+      EXPECT_EQ(t.state, "started") << id;
+    }
+  }
+  EXPECT_GT(interrupted, 0);
+  EXPECT_LE(interrupted, setup.concurrency);
+}
+
 TEST(dialing, a_second_run_of_a_finished_campaign_dials_nobody) {
   temp_dir dir;
   simulator sim(dir, {.call_duration = "10ms..50ms"});

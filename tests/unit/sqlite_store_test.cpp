@@ -586,6 +586,11 @@ TEST_F(sqlite_store_test, record_moves_only_from_dialing) {
   EXPECT_EQ(act[0].row_id, tasks[0].row_id);
   EXPECT_EQ(act[0].started_at_ms, started_at);
   EXPECT_TRUE(active(*store, "c", started_at + 1).empty());
+  // An UNKNOWN call may be ringing too: it counts from its claim (3 s before the start above).
+  const auto with_unknown = active(*store, "c", started_at - 5000);
+  ASSERT_EQ(with_unknown.size(), 2u);
+  EXPECT_EQ(with_unknown[1].row_id, tasks[3].row_id);
+  EXPECT_EQ(with_unknown[1].started_at_ms, started_at - 3000);
 
   const auto again = fetch(*store, "c");
   ASSERT_EQ(again.size(), 1u);
