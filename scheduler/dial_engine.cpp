@@ -179,8 +179,8 @@ void dial_engine::drain() {
     return;
   }
   draining_ = true;
-  timer_.cancel();
-  check_idle();
+  // Claims already DIALING are still written (after a hold or a token wait), so keep pumping.
+  pump();
 }
 
 void dial_engine::pump() {
@@ -188,7 +188,19 @@ void dial_engine::pump() {
     return;
   }
   const steady_time now = clock_.steady_now();
+  if (timer_at_ <= now) {
+    timer_at_ = steady_time::max();  // it has fired, or is about to: re-arm for what comes next
+  }
   steady_time wake = steady_time::max();
+  if (!draining_) {
+    // Fetching does not wait for slots or holds: a campaign whose last fetch is due must be able
+    // to complete while STARTED calls still hold every slot.
+    for (auto& [id, c] : campaigns_) {
+      if (!c->progress.paused && c->ready.size() < options_.page_size / 2) {
+        refill(*c);
+      }
+    }
+  }
   for (auto& [name, trunk] : trunks_) {
     // Claimed tasks are written even while draining: they are DIALING already.
     write_ready(*trunk, now, wake);
@@ -230,7 +242,9 @@ void dial_engine::pump_trunk(trunk_state& trunk, steady_time now, steady_time& w
     }
     // The token is spent only when a connection can write the request at once.
     if (pool_.ready_count() <= reserved_connections_) {
-      if (!waiting_for_connection_) {
+      // While claims are committing, their on_claimed pumps again; asking the pool now would
+      // answer at once (their connections are idle) and spin the loop for the commit's length.
+      if (reserved_connections_ == 0 && !waiting_for_connection_) {
         waiting_for_connection_ = true;
         pool_.when_ready([this, alive = alive_] {
           if (*alive) {
@@ -583,6 +597,7 @@ void dial_engine::check_idle() {
   }
   idle_reported_ = true;
   timer_.cancel();
+  timer_at_ = steady_time::max();
   if (on_idle_) {
     boost::asio::post(io_, on_idle_);
   }

@@ -69,6 +69,12 @@ class dial_engine {
   // Stop claiming; requests in flight finish; then on_idle runs.
   void drain();
 
+  // Test hooks for a manual clock: the instant the engine's timer is armed for (max() when none),
+  // and one scheduling pass at the clock's current time. The real timer firing early is harmless:
+  // every pass reads the injected clock.
+  [[nodiscard]] steady_time next_wake_for_test() const { return timer_at_; }
+  void pump_for_test() { pump(); }
+
   [[nodiscard]] std::vector<campaign_progress> campaigns() const;
   [[nodiscard]] std::vector<trunk_progress> trunks() const;
 
@@ -111,7 +117,6 @@ class dial_engine {
   bool draining_ = false;
   bool started_ = false;
   bool idle_reported_ = false;
-  bool pump_posted_ = false;
   std::size_t startup_loads_ = 0;
   std::function<void()> on_idle_;
   std::shared_ptr<bool> alive_;
