@@ -144,8 +144,11 @@ class statement {
 };
 
 // The schema, version 1. Notes on the indexes:
-// - tasks_pending (campaign, state) serves fetch_pending, fetch_active and the counts: the rowid
-//   is implicitly the trailing key of every index, so "ORDER BY row_id" needs no sort.
+// - tasks_pending holds PENDING tasks only and serves fetch_pending: the rowid is implicitly the
+//   trailing key of every index, so "ORDER BY row_id" needs no sort. Being partial, it costs one
+//   index deletion per dial instead of a move between states at every transition (a full
+//   (campaign, state) index doubled the index pages each group commit writes). Counts and the
+//   start-up fetch_active read the campaign's rows through the (campaign, task_id) key instead.
 // - tasks_dialing is partial and tiny (tasks in flight), so the restart rule does not scan a
 //   million rows at open.
 // - tasks_session is partial: ingest does not pay for it; webhooks look tasks up by session id.
@@ -170,7 +173,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   started_ms INTEGER,
   UNIQUE (campaign, task_id)
 );
-CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (campaign, state);
+CREATE INDEX IF NOT EXISTS tasks_pending ON tasks (campaign) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS tasks_by_phone ON tasks (campaign, phone);
 CREATE INDEX IF NOT EXISTS tasks_dialing ON tasks (state) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS tasks_session ON tasks (session_id) WHERE session_id IS NOT NULL;
@@ -195,6 +198,7 @@ CREATE TABLE IF NOT EXISTS campaigns (
 )sql";
 
 static_assert(state_int(task_state::dialing) == 1, "tasks_dialing's WHERE clause says state = 1");
+static_assert(state_int(task_state::pending) == 0, "tasks_pending's WHERE clause says state = 0");
 
 struct statements {
   explicit statements(sqlite3* db)

@@ -294,7 +294,7 @@ TEST_F(sqlite_store_test, creates_the_schema_and_reopens_it) {
     for (const auto& r : raw.rows("SELECT name FROM sqlite_master")) {
       names.insert(r[0]);
     }
-    for (const char* name : {"tasks", "rejects", "campaigns", "tasks_by_state", "tasks_by_phone",
+    for (const char* name : {"tasks", "rejects", "campaigns", "tasks_pending", "tasks_by_phone",
                              "tasks_dialing", "tasks_session"}) {
       EXPECT_TRUE(names.count(name)) << name;
     }
@@ -315,7 +315,7 @@ TEST_F(sqlite_store_test, fetch_pending_is_served_by_an_index_without_a_sort) {
                                 "AND state = 0 AND row_id > 5 ORDER BY row_id LIMIT 10")) {
     plan += r.back() + "\n";
   }
-  EXPECT_NE(plan.find("tasks_by_state"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("tasks_pending"), std::string::npos) << plan;
   EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
 }
 
