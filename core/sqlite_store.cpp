@@ -151,7 +151,10 @@ class statement {
 //   start-up fetch_active read the campaign's rows through the (campaign, task_id) key instead.
 // - tasks_dialing is partial and tiny (tasks in flight), so the restart rule does not scan a
 //   million rows at open.
-// - tasks_session is partial: ingest does not pay for it; webhooks look tasks up by session id.
+// - There is deliberately no index on session_id: session ids are random, so each STARTED record
+//   would dirty a random index page and every group commit would write one WAL page per call
+//   (12 us of store CPU per call in bench/e2e.sh). Webhooks carry taskId and campaignId, the
+//   UNIQUE key; a lookup by session id alone should get its own, measured, structure.
 constexpr const char* schema_sql = R"sql(
 CREATE TABLE IF NOT EXISTS tasks (
   row_id INTEGER PRIMARY KEY,
@@ -176,7 +179,6 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_pending ON tasks (campaign) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS tasks_by_phone ON tasks (campaign, phone);
 CREATE INDEX IF NOT EXISTS tasks_dialing ON tasks (state) WHERE state = 1;
-CREATE INDEX IF NOT EXISTS tasks_session ON tasks (session_id) WHERE session_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS rejects (
   campaign TEXT NOT NULL,
   line INTEGER NOT NULL,
@@ -231,7 +233,7 @@ struct statements {
                       "ORDER BY row_id LIMIT ?3"),
         fetch_active(db,
                      "SELECT row_id, CASE state WHEN 2 THEN started_ms ELSE dialing_ms END "
-                     "FROM tasks WHERE campaign = ?1 AND ((state = 2 AND started_ms >= ?2) OR "
+                     "FROM tasks NOT INDEXED WHERE campaign = ?1 AND ((state = 2 AND started_ms >= ?2) OR "
                      "(state = 6 AND dialing_ms >= ?2)) ORDER BY row_id"),
         mark_dialing(db,
                      "UPDATE tasks SET state = 1, attempts = ?1, dialing_ms = ?2, "
@@ -242,12 +244,16 @@ struct statements {
                "started_ms = CASE WHEN ?1 = 2 THEN ?8 ELSE started_ms END, updated_ms = ?8 "
                "WHERE row_id = ?9 AND state = 1"),
         rows_read(db, "SELECT rows_read FROM campaigns WHERE id = ?1"),
-        count_states(db, "SELECT state, count(*) FROM tasks WHERE campaign = ?1 GROUP BY state"),
+        // Counts scan the table in rowid order: ~7 times faster than probing rows through a
+        // (campaign, …) index, which visits them in random order (0.1 s vs 0.67 s, 200k tasks).
+        count_states(db,
+                     "SELECT state, count(*) FROM tasks NOT INDEXED WHERE campaign = ?1 "
+                     "GROUP BY state"),
         count_rejects(db,
                       "SELECT reason, suppressed, count(*) FROM rejects WHERE campaign = ?1 "
                       "GROUP BY reason, suppressed"),
         count_classes(db,
-                      "SELECT state, coalesce(error_class, ''), count(*) FROM tasks "
+                      "SELECT state, coalesce(error_class, ''), count(*) FROM tasks NOT INDEXED "
                       "WHERE campaign = ?1 AND state IN (5, 6, 7) GROUP BY state, error_class") {}
 
   statement begin;

@@ -287,6 +287,11 @@ int run(const config::daemon_settings& settings, const arguments& args) {
   for (const auto& c : settings.campaigns) {
     print_summary(c.id, store.summary(c.id), stdout);
   }
+  const sqlite_store_stats store_stats = store.stats();
+  DIALER_LOG_INFO("state store: %llu writes and reads in %llu group commits, %llu rolled back",
+                  static_cast<unsigned long long>(store_stats.jobs),
+                  static_cast<unsigned long long>(store_stats.commits),
+                  static_cast<unsigned long long>(store_stats.failed_groups));
   for (const auto& t : engine.trunks()) {
     std::printf("trunk %s: peak %lld of %lld slots, %lld Retry-After hold(s)\n", t.name.c_str(),
                 static_cast<long long>(t.peak_active), static_cast<long long>(t.capacity),

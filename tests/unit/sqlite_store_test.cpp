@@ -295,7 +295,7 @@ TEST_F(sqlite_store_test, creates_the_schema_and_reopens_it) {
       names.insert(r[0]);
     }
     for (const char* name : {"tasks", "rejects", "campaigns", "tasks_pending", "tasks_by_phone",
-                             "tasks_dialing", "tasks_session"}) {
+                             "tasks_dialing"}) {
       EXPECT_TRUE(names.count(name)) << name;
     }
   }
