@@ -121,13 +121,13 @@ https_pool_options pool_options(const config::daemon_settings& s) {
 int run_dry(const config::daemon_settings& settings) {
   // Duplicate detection is the store's: run it on a throwaway database so the dry run reports
   // exactly what a real run would suppress, and leaves the real state untouched.
-  char dir_template[] = "/tmp/dialerd-dry-run-XXXXXX";
-  const char* dir = ::mkdtemp(dir_template);
+  std::string dir_template =
+      (std::filesystem::temp_directory_path() / "dialerd-dry-run-XXXXXX").string();
+  const char* dir = ::mkdtemp(dir_template.data());
   if (dir == nullptr) {
     std::perror("dialerd: mkdtemp");
     return exit_failure;
   }
-  int status = exit_ok;
   {
     boost::asio::io_context io;
     sqlite_store store({.path = std::filesystem::path(dir) / "dry-run.db",
@@ -145,7 +145,7 @@ int run_dry(const config::daemon_settings& settings) {
     }
   }
   std::filesystem::remove_all(dir);
-  return status;
+  return exit_ok;
 }
 
 int run(const config::daemon_settings& settings, const arguments& args) {
