@@ -244,11 +244,16 @@ struct statements {
                "started_ms = CASE WHEN ?1 = 2 THEN ?8 ELSE started_ms END, updated_ms = ?8 "
                "WHERE row_id = ?9 AND state = 1"),
         rows_read(db, "SELECT rows_read FROM campaigns WHERE id = ?1"),
-        // Counts scan the table in rowid order: ~7 times faster than probing rows through a
-        // (campaign, …) index, which visits them in random order (0.1 s vs 0.67 s, 200k tasks).
+        // Counts scan the table once in rowid order: ~7 times faster than probing rows through
+        // a (campaign, …) index, which visits them in random order; and one pass of sums needs
+        // no sorter, where GROUP BY built a temp B-tree of every row (+46 MiB at 1M tasks).
         count_states(db,
-                     "SELECT state, count(*) FROM tasks NOT INDEXED WHERE campaign = ?1 "
-                     "GROUP BY state"),
+                     "SELECT coalesce(sum(state = 0), 0), coalesce(sum(state = 1), 0), "
+                     "coalesce(sum(state = 2), 0), coalesce(sum(state = 3), 0), "
+                     "coalesce(sum(state = 4), 0), coalesce(sum(state = 5), 0), "
+                     "coalesce(sum(state = 6), 0), coalesce(sum(state = 7), 0), "
+                     "coalesce(sum(state < 0 OR state > 7), 0) "
+                     "FROM tasks NOT INDEXED WHERE campaign = ?1"),
         count_rejects(db,
                       "SELECT reason, suppressed, count(*) FROM rejects WHERE campaign = ?1 "
                       "GROUP BY reason, suppressed"),
@@ -770,15 +775,15 @@ class summary_job final : public blocking_job<campaign_summary> {
     {
       statement::use q(c.st.count_states);
       q.bind(1, campaign_);
-      while (q.step()) {
-        const std::int64_t state = q.int64(0);
-        if (state < 0 || state >= static_cast<std::int64_t>(task_state_count)) {
-          DIALER_LOG_ERROR("BUG: %lld tasks of %s have state %lld",
-                           static_cast<long long>(q.int64(1)), campaign_.c_str(),
-                           static_cast<long long>(state));
-          continue;
+      static_assert(task_state_count == 8, "count_states sums states 0..7");
+      if (q.step()) {
+        for (std::size_t k = 0; k < task_state_count; ++k) {
+          value_.by_state[k] = q.int64(static_cast<int>(k));
         }
-        value_.by_state[static_cast<std::size_t>(state)] = q.int64(1);
+        if (const std::int64_t stray = q.int64(static_cast<int>(task_state_count)); stray != 0) {
+          DIALER_LOG_ERROR("BUG: %lld tasks of %s have a state outside 0..7",
+                           static_cast<long long>(stray), campaign_.c_str());
+        }
       }
     }
     {
