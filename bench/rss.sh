@@ -8,7 +8,10 @@
 # A started call holds its slot for max_duration (1 s) and slot_grace (0 s), so concurrency 1,000
 # dials about 1,000 calls/s: the 1M-row run takes about 17 minutes.
 set -euo pipefail
-[[ $# -ge 1 && $# -le 3 ]] || { echo "usage: bash bench/rss.sh BUILD_DIR [BIG_ROWS] [SMALL_ROWS]" >&2; exit 2; }
+if [[ $# -lt 1 || $# -gt 3 ]]; then
+  echo "usage: bash bench/rss.sh BUILD_DIR [BIG_ROWS] [SMALL_ROWS]" >&2
+  exit 2
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$1
 big=${2:-1000000}
