@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= 2
 CXX        ?= $(shell command -v clang++ >/dev/null 2>&1 && echo clang++ || echo g++)
 
-.PHONY: setup build demo test asan bench bench-e2e bench-rss clean
+.PHONY: setup build demo test asan bench bench-e2e bench-webhooks bench-rss clean
 
 setup:
 	@bash scripts/setup.sh
@@ -34,6 +34,10 @@ bench: build
 
 bench-e2e: build
 	bash bench/e2e.sh $(BUILD)
+
+# Webhooks/s with durable recording: synchronous FULL and NORMAL, without and with HMAC (~2 min).
+bench-webhooks: build
+	bash bench/webhooks.sh $(BUILD)
 
 # Peak RSS for a 1,000,000-row and a 10,000-row campaign at concurrency 1,000 (~18 minutes).
 bench-rss: build

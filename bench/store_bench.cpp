@@ -258,8 +258,8 @@ void BM_store_dial_cycle(benchmark::State& state) {
     std::size_t completed = 0;
     std::function<void()> start_one = [&] {
       const auto& t = tasks[next++];
-      store.mark_dialing(t.row_id, 1, [&, row_id = t.row_id](bool ok) {
-        if (!ok) {
+      store.mark_dialing(t.row_id, 1, [&, row_id = t.row_id](claim_outcome claim) {
+        if (claim.result != claim_result::claimed) {
           ++failures;
         }
         attempt_outcome o;

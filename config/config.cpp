@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -119,12 +120,13 @@ bool is_bare_number(std::string_view text) {
   return parse_decimal(text, pos).has_value() && pos == text.size();
 }
 
-constexpr std::array<std::pair<std::string_view, std::int64_t>, 5> duration_units_ms = {{
+constexpr std::array<std::pair<std::string_view, std::int64_t>, 6> duration_units_ms = {{
     {"ms", 1},
     {"s", 1'000},
     {"m", 60'000},
     {"min", 60'000},
     {"h", 3'600'000},
+    {"d", 86'400'000},
 }};
 
 constexpr std::int64_t ns_per_s = 1'000'000'000;
@@ -456,7 +458,7 @@ milliseconds read_duration(const item& it, milliseconds lo, milliseconds hi) {
     if (is_bare_number(s)) {
       it.expected("a duration with a unit, like 30s");
     }
-    it.expected("a duration " + range + " (units ms, s, m, min, h; like 30s or 1h30m)");
+    it.expected("a duration " + range + " (units ms, s, m, min, h, d; like 30s or 1h30m)");
   }
   if (*d < lo || *d > hi) {
     it.expected("a duration " + range);
@@ -840,6 +842,167 @@ void read_trunks(const item& it, std::map<std::string, trunk_settings>& trunks) 
   }
 }
 
+// "host:port" or "[v6]:port"; host must be an IP literal (a listener binds an address).
+void read_listen_address(const item& it, webhook_settings& w) {
+  const std::string what = "an address like 0.0.0.0:8080 or [::1]:8080";
+  const std::string& s = scalar(it, what);
+  std::string host;
+  std::string port_text;
+  if (s.starts_with('[')) {
+    const auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+      it.expected(what);
+    }
+    host = s.substr(1, close - 1);
+    port_text = s.substr(close + 2);
+  } else {
+    const auto colon = s.rfind(':');
+    if (colon == std::string::npos || s.find(':') != colon) {
+      it.expected(what);
+    }
+    host = s.substr(0, colon);
+    port_text = s.substr(colon + 1);
+  }
+  unsigned char buf[16];
+  const bool v4 = inet_pton(AF_INET, host.c_str(), buf) == 1;
+  const bool v6 = !v4 && inet_pton(AF_INET6, host.c_str(), buf) == 1;
+  if (!v4 && !v6) {
+    it.expected(what + " (the host must be an IP address)");
+  }
+  unsigned port = 0;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    it.expected(what + " (port 0..65535)");
+  }
+  w.enabled = true;
+  w.address = host;
+  w.port = static_cast<std::uint16_t>(port);
+}
+
+const field_table<webhook_settings>& listen_fields() {
+  static const field_table<webhook_settings> fields = {
+      {"webhooks", presence::optional, read_listen_address},
+  };
+  return fields;
+}
+
+bool is_cidr(std::string_view text) {
+  const auto slash = text.find('/');
+  const std::string host(text.substr(0, slash));
+  unsigned char buf[16];
+  int max_prefix = 0;
+  if (inet_pton(AF_INET, host.c_str(), buf) == 1) {
+    max_prefix = 32;
+  } else if (inet_pton(AF_INET6, host.c_str(), buf) == 1) {
+    max_prefix = 128;
+  } else {
+    return false;
+  }
+  if (slash == std::string_view::npos) {
+    return true;
+  }
+  const std::string_view p = text.substr(slash + 1);
+  int prefix = -1;
+  const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+  return ec == std::errc() && end == p.data() + p.size() && !p.empty() && prefix >= 0 &&
+         prefix <= max_prefix;
+}
+
+auto cidr_list(const item& it) {
+  if (!it.value.IsSequence()) {
+    it.expected("a list of networks like 203.0.113.0/24 or 2001:db8::/32");
+  }
+  std::vector<located_text> out;
+  for (std::size_t i = 0; i < it.value.size(); ++i) {
+    const YAML::Node entry = it.value[i];
+    const item entry_item{it.src, entry, entry, it.path + "[" + std::to_string(i) + "]"};
+    const std::string& text = scalar(entry_item, "a network like 203.0.113.0/24");
+    if (!is_cidr(text)) {
+      entry_item.expected("a network like 203.0.113.0/24, 2001:db8::/32 or a single address");
+    }
+    out.push_back({text, one_based(entry.Mark().line), one_based(entry.Mark().column)});
+  }
+  return out;
+}
+
+// One or two files (two while a secret is being rotated), each holding one secret.
+std::vector<secret> secret_files(const item& it) {
+  std::vector<fs::path> paths;
+  if (it.value.IsScalar()) {
+    paths.push_back(path_value(it));
+  } else if (it.value.IsSequence() && it.value.size() >= 1 && it.value.size() <= 2) {
+    for (std::size_t i = 0; i < it.value.size(); ++i) {
+      const YAML::Node entry = it.value[i];
+      paths.push_back(
+          path_value(item{it.src, entry, entry, it.path + "[" + std::to_string(i) + "]"}));
+    }
+  } else {
+    it.expected("a file path, or a list of two during rotation");
+  }
+  std::vector<secret> out;
+  for (const auto& path : paths) {
+    std::string value;
+    if (const auto err = read_file(path, value, 64 * 1024)) {
+      it.fail("cannot read " + path.string() + ": " + *err);
+    }
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r' || value.back() == ' ' ||
+                              value.back() == '\t')) {
+      value.pop_back();
+    }
+    if (value.size() < 16) {
+      it.fail(path.string() + " holds a secret shorter than 16 bytes");
+    }
+    out.emplace_back(std::move(value));
+  }
+  return out;
+}
+
+bool is_header_name(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+  });
+}
+
+bool is_url_path(std::string_view s) {
+  return s.starts_with('/') && s.size() <= 256 && std::none_of(s.begin(), s.end(), [](char ch) {
+           return static_cast<unsigned char>(ch) <= 0x20 || ch == '?' || ch == '#' ||
+                  static_cast<unsigned char>(ch) >= 0x7f;
+         });
+}
+
+const field_table<webhook_settings>& webhook_fields() {
+  using w = webhook_settings;
+  static const field_table<w> fields = {
+      setting("path", &w::path, text_matching(is_url_path, "a URL path like /webhooks/agentix")),
+      setting("allow_from", &w::allow_from, cidr_list),
+      setting("trusted_proxies", &w::trusted_proxies, cidr_list),
+      setting("secret_header", &w::secret_header,
+              text_matching(is_header_name, "a header name like X-Agentix-Webhook-Secret")),
+      setting("secret_files", &w::shared_secrets, secret_files),
+      setting("signature_header", &w::signature_header,
+              text_matching(is_header_name, "a header name like X-Agentix-Signature")),
+      setting("signing_secret_files", &w::signing_secrets, secret_files),
+      setting("signature_tolerance", &w::signature_tolerance, duration(1s, 1h)),
+      setting("max_body_size", &w::max_body_bytes, size_value(1024, 16 * 1024 * 1024)),
+      setting("max_header_size", &w::max_header_bytes, size_value(1024, 1024 * 1024)),
+      setting("max_connections", &w::max_connections, integer(1, 100000)),
+      setting("header_timeout", &w::header_timeout, duration(100ms, 5min)),
+      setting("body_timeout", &w::body_timeout, duration(100ms, 5min)),
+      setting("idle_timeout", &w::idle_timeout, duration(100ms, 1h)),
+  };
+  return fields;
+}
+
+const field_table<settle_settings>& settle_fields() {
+  static const field_table<settle_settings> fields = {
+      setting("attempts", &settle_settings::attempts, integer(1, 100)),
+      setting("first_delay", &settle_settings::first_delay, duration(10ms, 1h)),
+      setting("max_delay", &settle_settings::max_delay, duration(10ms, 24h)),
+  };
+  return fields;
+}
+
 const field_table<daemon_settings>& store_fields() {
   static const field_table<daemon_settings> fields = {
       {"synchronous", presence::optional,
@@ -895,6 +1058,12 @@ const field_table<daemon_doc>& daemon_fields() {
        [](const item& it, doc& d) { read_nested(it, store_fields(), d.settings); }},
       {"trunks", presence::required,
        [](const item& it, doc& d) { read_trunks(it, d.settings.trunks); }},
+      {"listen", presence::optional,
+       [](const item& it, doc& d) { read_nested(it, listen_fields(), d.settings.webhooks); }},
+      {"webhooks", presence::optional,
+       [](const item& it, doc& d) { read_nested(it, webhook_fields(), d.settings.webhooks); }},
+      {"settle", presence::optional,
+       [](const item& it, doc& d) { read_nested(it, settle_fields(), d.settings.settle); }},
       {"campaigns", presence::optional,
        [](const item& it, doc& d) {
          if (!it.value.IsSequence()) {
@@ -991,11 +1160,56 @@ const field_table<campaign_settings>& pacing_fields() {
   return fields;
 }
 
+constexpr std::array<std::string_view, 4> redialable_end_reasons = {"no_answer", "busy",
+                                                                    "voicemail", "failed"};
+
+std::vector<std::string> end_reason_list(const item& it) {
+  const std::string what =
+      "one of: " + join(std::vector<std::string_view>(redialable_end_reasons.begin(),
+                                                      redialable_end_reasons.end()));
+  if (!it.value.IsSequence()) {
+    it.expected("a list of end reasons, " + what);
+  }
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < it.value.size(); ++i) {
+    const YAML::Node entry = it.value[i];
+    const item reason_item{it.src, entry, entry, it.path + "[" + std::to_string(i) + "]"};
+    const std::string& name = scalar(reason_item, what);
+    if (std::find(redialable_end_reasons.begin(), redialable_end_reasons.end(), name) ==
+        redialable_end_reasons.end()) {
+      reason_item.expected(what);
+    }
+    if (std::find(out.begin(), out.end(), name) != out.end()) {
+      reason_item.fail(shown(name) + " is listed twice");
+    }
+    out.push_back(name);
+  }
+  return out;
+}
+
 const field_table<retry_settings>& retry_fields() {
   static const field_table<retry_settings> fields = {
       setting("max_attempts", &retry_settings::max_attempts, integer(1, 100)),
       setting("backoff_base", &retry_settings::backoff_base, duration(10ms, 1h)),
       setting("backoff_max", &retry_settings::backoff_max, duration(10ms, 24h)),
+      setting("redial_on", &retry_settings::redial_on, end_reason_list),
+      setting("redial_after", &retry_settings::redial_after, duration(1s, 24h * 30)),
+  };
+  return fields;
+}
+
+const field_table<number_caps>& caps_fields() {
+  static const field_table<number_caps> fields = {
+      setting("lifetime", &number_caps::lifetime, integer(0, 1000)),
+      setting("per_day", &number_caps::per_day, integer(0, 1000)),
+  };
+  return fields;
+}
+
+const field_table<transcript_settings>& transcript_fields() {
+  static const field_table<transcript_settings> fields = {
+      setting("store", &transcript_settings::store, bool_value),
+      setting("retention", &transcript_settings::retention, duration(1min, 24h * 3650)),
   };
   return fields;
 }
@@ -1049,6 +1263,8 @@ const field_table<campaign_settings>& campaign_fields() {
          }
        }},
       nested("csv", &c::csv, csv_fields, presence::required),
+      nested("number_caps", &c::caps, caps_fields),
+      nested("transcripts", &c::transcripts, transcript_fields),
       {"session_variables", presence::optional,
        [](const item& it, c& out) {
          session_vars vars;
@@ -1186,6 +1402,13 @@ daemon_settings load_daemon_config(const std::filesystem::path& file, env_lookup
   settings.source_file = file;
   if (!doc.reject_path_given) {
     settings.reject_path = settings.state_path.string() + ".rejects.jsonl";
+  }
+  if (const auto at = mark_of(root, "webhooks"); at && !settings.webhooks.enabled) {
+    fail_at(src, *at, "webhooks: given, but listen.webhooks (the address to listen on) is not");
+  }
+  if (settings.settle.first_delay > settings.settle.max_delay) {
+    fail_at(src, mark_of(root, "settle").value_or(root.Mark()),
+            "settle.first_delay: must not exceed settle.max_delay");
   }
   if (settings.reject_path == settings.state_path) {
     fail_at(src, mark_of(root, "reject_path").value_or(root.Mark()),

@@ -59,13 +59,13 @@ struct pool_settings {
 };
 
 struct api_settings {
-  std::string base_url;  // https://host[:port][/base-path]
-  std::string host;      // parsed from base_url, lower case; an IPv6 address without brackets
-  std::string port;      // "443" unless given
-  std::string base_path; // "" or "/prefix" without a trailing slash
-  secret api_key;        // from api_key_file or api_key_env; an inline key is refused
+  std::string base_url;        // https://host[:port][/base-path]
+  std::string host;            // parsed from base_url, lower case; an IPv6 address without brackets
+  std::string port;            // "443" unless given
+  std::string base_path;       // "" or "/prefix" without a trailing slash
+  secret api_key;              // from api_key_file or api_key_env; an inline key is refused
   std::string api_key_source;  // "file /path" or "env NAME": safe to print
-  std::string ca_file;   // empty: the system's CA store
+  std::string ca_file;         // empty: the system's CA store
   pool_settings pool;
 };
 
@@ -90,10 +90,28 @@ enum class ambiguous_policy { unknown, retry };
 
 // Not-placed outcomes (429/503/409/connect failures) are retried with full-jitter exponential
 // backoff, at most max_attempts requests per task in all.
+//
+// A call that ended with one of `redial_on` (no_answer, busy, voicemail, failed) is dialed again
+// after `redial_after`, as a new attempt, while attempts < max_attempts.
 struct retry_settings {
-  int max_attempts = 5;  // 1..100
+  int max_attempts = 5;  // 1..100: requests per task in all, redials included
   std::chrono::milliseconds backoff_base{std::chrono::seconds(1)};
   std::chrono::milliseconds backoff_max{std::chrono::minutes(5)};
+  std::vector<std::string> redial_on;  // end reasons; empty: never redial
+  std::chrono::milliseconds redial_after{std::chrono::hours(1)};  // 1s..30d
+};
+
+// Calls to one number, counted over every campaign of this state store; 0 = no cap. A task whose
+// number has reached its daily cap waits for the next UTC day; the lifetime cap fails it.
+struct number_caps {
+  int lifetime = 0;
+  int per_day = 0;
+};
+
+// Transcripts are pulled after a call ends only when `store` is set, and erased after `retention`.
+struct transcript_settings {
+  bool store = false;
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 30)};
 };
 
 struct campaign_settings {
@@ -101,9 +119,9 @@ struct campaign_settings {
   std::string agent_id;  // a UUID
   std::string trunk;     // a key of daemon_settings::trunks
   csv_settings csv;
-  std::vector<std::string> variable_columns;                      // copied into session_variables
+  std::vector<std::string> variable_columns;  // copied into session_variables
   std::vector<std::pair<std::string, std::string>> static_variables;  // in file order
-  std::chrono::seconds max_duration{std::chrono::minutes(10)};    // whole seconds, 1s..24h
+  std::chrono::seconds max_duration{std::chrono::minutes(10)};        // whole seconds, 1s..24h
   std::optional<rate> calls_per_second;  // the campaign's own pace; none = the trunk's
   int burst = 1;
   int weight = 1;
@@ -113,7 +131,46 @@ struct campaign_settings {
   std::vector<std::string> allowed_number_types = {"fixed_line", "mobile", "fixed_line_or_mobile"};
   ambiguous_policy on_ambiguous = ambiguous_policy::unknown;
   retry_settings retry;
+  number_caps caps;
+  transcript_settings transcripts;
   std::filesystem::path source_file;
+};
+
+// A network in CIDR notation as written, with where it was written (the daemon parses it again
+// into its matcher and reports errors at this place).
+struct located_text {
+  std::string text;
+  int line = 0;
+  int col = 0;
+};
+
+// The webhook listener. Disabled unless `listen.webhooks` is given.
+struct webhook_settings {
+  bool enabled = false;
+  std::string address = "127.0.0.1";  // IP literal, no brackets
+  std::uint16_t port = 0;
+  std::string path = "/webhooks/agentix";
+  std::vector<located_text> allow_from;       // CIDRs; empty: any address
+  std::vector<located_text> trusted_proxies;  // X-Forwarded-For is read only from these
+  std::string secret_header = "X-Agentix-Webhook-Secret";
+  std::vector<secret> shared_secrets;  // secret_files: 1 or 2 (rotation)
+  std::string signature_header = "X-Agentix-Signature";
+  std::vector<secret> signing_secrets;  // signing_secret_files: 1 or 2 (rotation)
+  std::chrono::milliseconds signature_tolerance{std::chrono::minutes(5)};
+  std::size_t max_body_bytes = 256 * 1024;
+  std::size_t max_header_bytes = 8 * 1024;
+  int max_connections = 1024;
+  std::chrono::milliseconds header_timeout{std::chrono::seconds(10)};
+  std::chrono::milliseconds body_timeout{std::chrono::seconds(10)};
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+};
+
+// Calls with no session.ended by max_duration + slot_grace are settled by pulling the session:
+// at most `attempts` pulls, `first_delay` apart and doubling up to `max_delay`.
+struct settle_settings {
+  int attempts = 6;  // 1..100
+  std::chrono::milliseconds first_delay{std::chrono::seconds(5)};
+  std::chrono::milliseconds max_delay{std::chrono::minutes(5)};
 };
 
 struct daemon_settings {
@@ -127,6 +184,8 @@ struct daemon_settings {
   // A STARTED call holds its trunk slot for max_duration + slot_grace (until webhooks free it).
   std::chrono::milliseconds slot_grace{std::chrono::seconds(30)};
   bool store_sync_full = true;  // store.synchronous: full | normal
+  webhook_settings webhooks;
+  settle_settings settle;
   std::filesystem::path source_file;
 };
 

@@ -1,7 +1,8 @@
 #include "core/agentix_client.hpp"
 
-#include <charconv>
 #include <simdjson.h>
+
+#include <charconv>
 
 #include "core/json.hpp"
 
@@ -54,8 +55,23 @@ http_request build_start_call_request(std::string_view base_path, std::string_vi
   return req;
 }
 
-std::string make_idempotency_key(std::string_view campaign, std::string_view task_id,
-                                 int attempt) {
+http_request build_session_request(std::string_view base_path, std::string_view api_key,
+                                   std::string_view session_id, bool messages) {
+  http_request req;
+  req.method = "GET";
+  req.target.reserve(base_path.size() + 64 + session_id.size());
+  req.target.append(base_path);
+  req.target.append("/api/v1/chat/sessions/");
+  req.target.append(encode_path_segment(session_id));
+  if (messages) {
+    req.target.append("/messages");
+  }
+  req.headers.push_back({"x-api-key", std::string(api_key)});
+  req.headers.push_back({"Accept", "application/json"});
+  return req;
+}
+
+std::string make_idempotency_key(std::string_view campaign, std::string_view task_id, int attempt) {
   std::string key;
   key.reserve(campaign.size() + task_id.size() + 8);
   for (std::string_view part : {campaign, std::string_view(":"), task_id}) {

@@ -16,7 +16,7 @@ struct start_call_spec {
   std::string_view agent_id;
   std::string_view to_phone_number;  // E.164
   std::int64_t max_duration_seconds = 0;
-  std::string_view variables_json;   // a complete JSON object (build_variables_json)
+  std::string_view variables_json;  // a complete JSON object (build_variables_json)
   std::string_view idempotency_key;
 };
 
@@ -28,6 +28,12 @@ struct start_call_spec {
 [[nodiscard]] http_request build_start_call_request(std::string_view base_path,
                                                     std::string_view api_key,
                                                     const start_call_spec& spec);
+
+// GET …/chat/sessions/{id} (the summary and analysis) or, with `messages`, …/{id}/messages
+// (the transcript): how a call with no session.ended is settled.
+[[nodiscard]] http_request build_session_request(std::string_view base_path,
+                                                 std::string_view api_key,
+                                                 std::string_view session_id, bool messages);
 
 // "<campaign>:<task>:<attempt>", with any byte outside visible ASCII (and '%') percent-encoded
 // so that a task id from a CSV can never break the header.

@@ -13,6 +13,7 @@
 #include <deque>
 #include <future>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string_view>
@@ -23,7 +24,7 @@
 namespace dialer {
 namespace {
 
-constexpr int schema_version = 1;
+constexpr int schema_version = 2;
 constexpr std::int64_t dialer_application_id = 0x6469616c;  // "dial": refuse other SQLite files
 
 constexpr std::string_view interrupted_detail =
@@ -199,6 +200,56 @@ CREATE TABLE IF NOT EXISTS campaigns (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2: call results (the session.ended analysis), redials, session pulls, transcripts, the
+// events table (every event's raw payload, and the orphans nobody claimed), and per-number call
+// counts. Notes on its indexes:
+// - tasks_live holds only STARTED and ENDED_UNCONFIRMED rows (a few per trunk slot), keyed by
+//   session id: a webhook is found by its sessionId without the cost of a full session index,
+//   whose random keys dirtied one page per call (see above); here the few pages stay hot.
+// - tasks_redial holds only PENDING rows with a redial time, so fetch_due reads due tasks in due
+//   order, and the ordinary pending scan skips them (redial_at_ms IS NULL).
+// - events_orphans is partial (row_id IS NULL): repeated deliveries of an orphan are recognised
+//   without indexing every event.
+constexpr const char* migration_v2_sql = R"sql(
+ALTER TABLE tasks ADD COLUMN redial_at_ms INTEGER;
+ALTER TABLE tasks ADD COLUMN previous_sessions TEXT;
+ALTER TABLE tasks ADD COLUMN end_reason TEXT;
+ALTER TABLE tasks ADD COLUMN duration_s INTEGER;
+ALTER TABLE tasks ADD COLUMN intent TEXT;
+ALTER TABLE tasks ADD COLUMN resolution TEXT;
+ALTER TABLE tasks ADD COLUMN sentiment TEXT;
+ALTER TABLE tasks ADD COLUMN analysis_data TEXT;
+ALTER TABLE tasks ADD COLUMN ended_ms INTEGER;
+ALTER TABLE tasks ADD COLUMN result_source TEXT;
+ALTER TABLE tasks ADD COLUMN pulls INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN transcript TEXT;
+ALTER TABLE tasks ADD COLUMN transcript_ms INTEGER;
+CREATE INDEX IF NOT EXISTS tasks_live ON tasks (session_id) WHERE state IN (2, 4);
+CREATE INDEX IF NOT EXISTS tasks_redial ON tasks (campaign, redial_at_ms)
+  WHERE state = 0 AND redial_at_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY,
+  received_ms INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  event TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  campaign TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  row_id INTEGER,
+  verdict TEXT NOT NULL,
+  reason TEXT,
+  raw TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_orphans ON events (session_id, event, campaign, task_id)
+  WHERE row_id IS NULL;
+CREATE TABLE IF NOT EXISTS number_calls (
+  phone TEXT NOT NULL,
+  day INTEGER NOT NULL,
+  calls INTEGER NOT NULL,
+  PRIMARY KEY (phone, day)
+) WITHOUT ROWID;
+)sql";
+
 static_assert(state_int(task_state::dialing) == 1, "tasks_dialing's WHERE clause says state = 1");
 static_assert(state_int(task_state::pending) == 0, "tasks_pending's WHERE clause says state = 0");
 
@@ -230,19 +281,84 @@ struct statements {
         fetch_pending(db,
                       "SELECT row_id, task_id, phone, variables, attempts, not_before_ms "
                       "FROM tasks WHERE campaign = ?1 AND state = 0 AND row_id > ?2 "
-                      "ORDER BY row_id LIMIT ?3"),
+                      "AND redial_at_ms IS NULL ORDER BY row_id LIMIT ?3"),
         fetch_active(db,
-                     "SELECT row_id, CASE state WHEN 2 THEN started_ms ELSE dialing_ms END "
-                     "FROM tasks NOT INDEXED WHERE campaign = ?1 AND ((state = 2 AND started_ms >= ?2) OR "
-                     "(state = 6 AND dialing_ms >= ?2)) ORDER BY row_id"),
+                     "SELECT row_id, CASE state WHEN 6 THEN dialing_ms ELSE started_ms END, state, "
+                     "coalesce(session_id, ''), pulls FROM tasks NOT INDEXED WHERE campaign = ?1 "
+                     "AND (state IN (2, 4) OR (state = 6 AND dialing_ms >= ?2)) ORDER BY row_id"),
+        fetch_due(db,
+                  "SELECT row_id, task_id, phone, variables, attempts, redial_at_ms FROM tasks "
+                  "WHERE campaign = ?1 AND state = 0 AND redial_at_ms IS NOT NULL "
+                  "AND (redial_at_ms > ?2 OR (redial_at_ms = ?2 AND row_id > ?3)) "
+                  "AND redial_at_ms <= ?4 ORDER BY redial_at_ms, row_id LIMIT ?5"),
+        next_due(db,
+                 "SELECT min(redial_at_ms) FROM tasks WHERE campaign = ?1 AND state = 0 "
+                 "AND redial_at_ms IS NOT NULL AND redial_at_ms > ?2"),
+        // A new attempt starts clean: the last attempt's session and result move out of the row
+        // (its raw events stay in `events`; its session id in previous_sessions).
         mark_dialing(db,
                      "UPDATE tasks SET state = 1, attempts = ?1, dialing_ms = ?2, "
-                     "updated_ms = ?2 WHERE row_id = ?3 AND state = 0"),
+                     "updated_ms = ?2, redial_at_ms = NULL, session_id = NULL, end_reason = NULL, "
+                     "error_class = NULL, detail = NULL, "
+                     "duration_s = NULL, intent = NULL, resolution = NULL, sentiment = NULL, "
+                     "analysis_data = NULL, ended_ms = NULL, result_source = NULL, pulls = 0 "
+                     "WHERE row_id = ?3 AND state = 0"),
+        task_for_claim(db, "SELECT campaign, phone FROM tasks WHERE row_id = ?1 AND state = 0"),
+        number_calls(db,
+                     "SELECT coalesce(sum(calls), 0), coalesce(sum(CASE WHEN day = ?2 THEN calls "
+                     "END), 0) FROM number_calls WHERE phone = ?1"),
+        count_number_call(db,
+                          "INSERT INTO number_calls (phone, day, calls) VALUES (?1, ?2, 1) "
+                          "ON CONFLICT (phone, day) DO UPDATE SET calls = calls + 1"),
+        cap_today(db,
+                  "UPDATE tasks SET redial_at_ms = ?1, error_class = 'number_cap_day', "
+                  "detail = ?2, updated_ms = ?3 WHERE row_id = ?4 AND state = 0"),
+        cap_lifetime(db,
+                     "UPDATE tasks SET state = 5, error_class = 'number_cap_lifetime', "
+                     "detail = ?1, updated_ms = ?2 WHERE row_id = ?3 AND state = 0"),
+        find_by_session(db,
+                        "SELECT row_id, campaign, task_id, state, coalesce(session_id, ''), "
+                        "attempts, coalesce(previous_sessions, ''), ended_ms IS NOT NULL "
+                        "FROM tasks WHERE session_id = ?1 AND state IN (2, 4)"),
+        find_by_task(db,
+                     "SELECT row_id, campaign, task_id, state, coalesce(session_id, ''), "
+                     "attempts, coalesce(previous_sessions, ''), ended_ms IS NOT NULL "
+                     "FROM tasks WHERE campaign = ?1 AND task_id = ?2"),
+        set_started(
+            db,
+            "UPDATE tasks SET state = 2, session_id = ?1, started_ms = ?2, updated_ms = ?2, "
+            "redial_at_ms = NULL, detail = ?3 WHERE row_id = ?4"),
+        set_ended(db,
+                  "UPDATE tasks SET state = ?1, session_id = ?2, end_reason = ?3, duration_s = ?4, "
+                  "intent = ?5, resolution = ?6, sentiment = ?7, analysis_data = ?8, "
+                  "ended_ms = ?9, result_source = ?10, redial_at_ms = ?11, "
+                  "previous_sessions = ?12, started_ms = coalesce(started_ms, ?13), "
+                  "updated_ms = ?13, error_class = nullif(error_class, 'no_session_ended'), "
+                  "detail = coalesce(?15, detail) WHERE row_id = ?14"),
+        insert_event(db,
+                     "INSERT INTO events (received_ms, source, event, session_id, campaign, "
+                     "task_id, row_id, verdict, reason, raw) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+        find_orphan(db,
+                    "SELECT 1 FROM events WHERE session_id = ?1 AND event = ?2 AND campaign = ?3 "
+                    "AND task_id = ?4 AND row_id IS NULL LIMIT 1"),
+        mark_unconfirmed(db,
+                         "UPDATE tasks SET state = 4, error_class = 'no_session_ended', "
+                         "detail = ?1, updated_ms = ?2 WHERE row_id = ?3 AND state = 2 "
+                         "AND session_id = ?4"),
+        record_pull(db,
+                    "UPDATE tasks SET pulls = ?1, detail = ?2, updated_ms = ?3 "
+                    "WHERE row_id = ?4 AND state = 4"),
+        save_transcript(db,
+                        "UPDATE tasks SET transcript = ?1, transcript_ms = ?2 WHERE row_id = ?3"),
+        purge_transcripts(db,
+                          "UPDATE tasks SET transcript = NULL, transcript_ms = NULL "
+                          "WHERE campaign = ?1 AND transcript_ms < ?2"),
         record(db,
                "UPDATE tasks SET state = ?1, attempts = ?2, http_status = ?3, "
                "error_class = ?4, detail = ?5, session_id = ?6, not_before_ms = ?7, "
                "started_ms = CASE WHEN ?1 = 2 THEN ?8 ELSE started_ms END, updated_ms = ?8 "
-               "WHERE row_id = ?9 AND state = 1"),
+               "WHERE row_id = ?9 AND state = 1 AND attempts = ?2"),
         rows_read(db, "SELECT rows_read FROM campaigns WHERE id = ?1"),
         // Counts scan the table once in rowid order: ~7 times faster than probing rows through
         // a (campaign, …) index, which visits them in random order; and one pass of sums needs
@@ -272,7 +388,24 @@ struct statements {
   statement finish_ingest;
   statement fetch_pending;
   statement fetch_active;
+  statement fetch_due;
+  statement next_due;
   statement mark_dialing;
+  statement task_for_claim;
+  statement number_calls;
+  statement count_number_call;
+  statement cap_today;
+  statement cap_lifetime;
+  statement find_by_session;
+  statement find_by_task;
+  statement set_started;
+  statement set_ended;
+  statement insert_event;
+  statement find_orphan;
+  statement mark_unconfirmed;
+  statement record_pull;
+  statement save_transcript;
+  statement purge_transcripts;
   statement record;
   statement rows_read;
   statement count_states;
@@ -287,9 +420,37 @@ static_assert(state_int(task_state::pending) == 0 && state_int(task_state::start
 
 using post_fn = std::function<void(std::function<void()>)>;
 
+// Campaign policies, set from any thread, read by jobs on the writer thread.
+class policy_registry {
+ public:
+  void set(const std::string& campaign, campaign_policy p) {
+    std::lock_guard lock(mu_);
+    policies_[campaign] = std::move(p);
+    any_caps_.store(std::any_of(policies_.begin(), policies_.end(), [](const auto& kv) {
+      return kv.second.cap_lifetime > 0 || kv.second.cap_per_day > 0;
+    }));
+  }
+  [[nodiscard]] std::optional<campaign_policy> get(const std::string& campaign) const {
+    std::lock_guard lock(mu_);
+    const auto it = policies_.find(campaign);
+    if (it == policies_.end()) {
+      return std::nullopt;
+    }
+    return it->second;
+  }
+  // Lets the claim path skip its extra reads when no campaign has caps (the common case).
+  [[nodiscard]] bool any_caps() const { return any_caps_.load(); }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, campaign_policy> policies_;
+  std::atomic<bool> any_caps_{false};
+};
+
 struct job_context {
   statements& st;
   std::int64_t now_ms;
+  const policy_registry& policies;
 };
 
 }  // namespace
@@ -364,6 +525,7 @@ class sqlite_writer {
     return s;
   }
   void count_refused_record() { refused_records_.fetch_add(1, std::memory_order_relaxed); }
+  policy_registry& policies() { return policies_; }
 
  private:
   void thread_main(std::promise<void> opened) {
@@ -451,7 +613,12 @@ class sqlite_writer {
     if (version < schema_version) {
       exec(db_, "BEGIN IMMEDIATE");
       try {
-        exec(db_, schema_sql);
+        if (version < 1) {
+          exec(db_, schema_sql);
+        }
+        if (version < 2) {
+          exec(db_, migration_v2_sql);
+        }
         exec(db_, ("PRAGMA user_version = " + std::to_string(schema_version) +
                    "; PRAGMA application_id = " + std::to_string(dialer_application_id))
                       .c_str());
@@ -534,7 +701,7 @@ class sqlite_writer {
 
   // Group commit: all jobs queued during the previous commit share one transaction and one fsync.
   void run_group(std::deque<std::unique_ptr<store_job>>& group) {
-    job_context ctx{*st_, to_unix_ms(options_.clock->system_now())};
+    job_context ctx{*st_, to_unix_ms(options_.clock->system_now()), policies_};
     std::string error;
     try {
       statement::use(st_->begin).run();
@@ -595,6 +762,7 @@ class sqlite_writer {
   int lock_fd_ = -1;
   std::unique_ptr<statements> st_;
   std::int64_t recovered_dialing_ = 0;  // written before the constructor returns
+  policy_registry policies_;
 
   std::mutex mu_;
   std::condition_variable work_cv_;
@@ -868,7 +1036,13 @@ class fetch_active_job final : public store_job {
     statement::use q(c.st.fetch_active);
     q.bind(1, campaign_).bind(2, since_ms_);
     while (q.step()) {
-      calls_.push_back(active_call{q.int64(0), q.int64(1)});
+      active_call a;
+      a.row_id = q.int64(0);
+      a.started_at_ms = q.int64(1);
+      a.state = static_cast<task_state>(q.int64(2));
+      a.session_id = q.text(3);
+      a.pulls = static_cast<int>(q.int64(4));
+      calls_.push_back(std::move(a));
     }
   }
   void finish(const post_fn& post) override {
@@ -906,19 +1080,88 @@ class update_job : public store_job {
   std::function<void(bool)> done_;
 };
 
-class mark_dialing_job final : public update_job {
+constexpr std::int64_t ms_per_day = 86'400'000;
+
+class mark_dialing_job final : public store_job {
  public:
-  mark_dialing_job(std::int64_t row_id, int attempt, std::function<void(bool)> done)
-      : update_job(std::move(done)), row_id_(row_id), attempt_(attempt) {}
+  mark_dialing_job(std::int64_t row_id, int attempt, std::function<void(claim_outcome)> done)
+      : row_id_(row_id), attempt_(attempt), done_(std::move(done)) {}
   void run(job_context& c) override {
+    outcome_ = {};
+    if (c.policies.any_caps() && capped(c)) {
+      return;
+    }
     statement::use q(c.st.mark_dialing);
     q.bind(1, attempt_).bind(2, c.now_ms).bind(3, row_id_).run();
-    changed_ = q.changes() == 1;
+    if (q.changes() == 1) {
+      outcome_.result = claim_result::claimed;
+    }
+  }
+  void finish(const post_fn& post) override {
+    if (!error.empty()) {
+      outcome_ = {};  // rolled back: not claimed, whatever run() decided
+    }
+    if (done_) {
+      post([done = std::move(done_), o = outcome_] { done(o); });
+    }
   }
 
  private:
+  // Counts the call against its number, or refuses it when a cap is reached.
+  bool capped(job_context& c) {
+    std::string campaign;
+    std::string phone;
+    {
+      statement::use q(c.st.task_for_claim);
+      if (!q.bind(1, row_id_).step()) {
+        return true;  // not PENDING: outcome_ stays not_pending
+      }
+      campaign = q.text(0);
+      phone = q.text(1);
+    }
+    const auto policy = c.policies.get(campaign);
+    if (!policy || (policy->cap_lifetime <= 0 && policy->cap_per_day <= 0)) {
+      return false;
+    }
+    const std::int64_t day = c.now_ms / ms_per_day;
+    std::int64_t lifetime = 0;
+    std::int64_t today = 0;
+    {
+      statement::use q(c.st.number_calls);
+      if (q.bind(1, phone).bind(2, day).step()) {
+        lifetime = q.int64(0);
+        today = q.int64(1);
+      }
+    }
+    if (policy->cap_lifetime > 0 && lifetime >= policy->cap_lifetime) {
+      statement::use q(c.st.cap_lifetime);
+      q.bind(1, "the number was called " + std::to_string(lifetime) + " time(s), the cap")
+          .bind(2, c.now_ms)
+          .bind(3, row_id_)
+          .run();
+      outcome_.result = claim_result::capped;
+      return true;
+    }
+    if (policy->cap_per_day > 0 && today >= policy->cap_per_day) {
+      outcome_.result = claim_result::capped;
+      outcome_.retry_at_ms = (day + 1) * ms_per_day;
+      statement::use q(c.st.cap_today);
+      q.bind(1, outcome_.retry_at_ms)
+          .bind(2, "the number was called " + std::to_string(today) +
+                       " time(s) today (UTC), the daily cap")
+          .bind(3, c.now_ms)
+          .bind(4, row_id_)
+          .run();
+      return true;
+    }
+    statement::use(c.st.count_number_call).bind(1, phone).bind(2, day).run();
+    return false;
+  }
+
   std::int64_t row_id_;
   int attempt_;
+  std::function<void(claim_outcome)> done_;
+  claim_outcome outcome_;
 };
 
 class record_job final : public update_job {
@@ -947,6 +1190,338 @@ class record_job final : public update_job {
  private:
   attempt_outcome outcome_;
   bool refused_;
+};
+
+class fetch_due_job final : public store_job {
+ public:
+  fetch_due_job(std::string campaign, std::int64_t after_ms, std::int64_t after_row_id,
+                std::int64_t up_to_ms, std::size_t limit, std::function<void(due_page)> done)
+      : campaign_(std::move(campaign)),
+        after_ms_(after_ms),
+        after_row_id_(after_row_id),
+        up_to_ms_(up_to_ms),
+        limit_(static_cast<std::int64_t>(std::min<std::size_t>(limit, 1 << 30))),
+        done_(std::move(done)) {}
+  [[nodiscard]] bool read_only() const override { return true; }
+  void run(job_context& c) override {
+    page_ = {};
+    {
+      statement::use q(c.st.fetch_due);
+      q.bind(1, campaign_)
+          .bind(2, after_ms_)
+          .bind(3, after_row_id_)
+          .bind(4, up_to_ms_)
+          .bind(5, limit_);
+      while (q.step()) {
+        dial_task t;
+        t.row_id = q.int64(0);
+        t.task_id = q.text(1);
+        t.phone_e164 = q.text(2);
+        t.variables_json = q.text(3);
+        t.attempts = static_cast<int>(q.int64(4));
+        t.not_before_ms = q.int64(5);
+        page_.tasks.push_back(std::move(t));
+      }
+    }
+    statement::use q(c.st.next_due);
+    if (q.bind(1, campaign_).bind(2, up_to_ms_).step()) {
+      page_.next_due_ms = q.int64(0);
+    }
+  }
+  void finish(const post_fn& post) override {
+    if (!error.empty()) {
+      page_ = {};
+    }
+    if (done_) {
+      post([done = std::move(done_), page = std::move(page_)]() mutable { done(std::move(page)); });
+    }
+  }
+
+ private:
+  std::string campaign_;
+  std::int64_t after_ms_;
+  std::int64_t after_row_id_;
+  std::int64_t up_to_ms_;
+  std::int64_t limit_;
+  std::function<void(due_page)> done_;
+  due_page page_;
+};
+
+// The lifecycle rules for session events; the table is in core/task_lifecycle.md.
+class apply_session_job final : public store_job {
+ public:
+  apply_session_job(session_update u, std::function<void(bool, update_outcome)> done)
+      : u_(std::move(u)), done_(std::move(done)) {}
+
+  void run(job_context& c) override {
+    out_ = {};
+    out_.session_id = u_.session_id;
+    struct row {
+      std::int64_t row_id = 0;
+      std::string campaign, task_id;
+      task_state state = task_state::pending;
+      std::string session_id;
+      int attempts = 0;
+      std::string previous_sessions;
+      bool ended = false;
+    };
+    std::optional<row> r;
+    const auto read_row = [&](statement::use& q) {
+      row x;
+      x.row_id = q.int64(0);
+      x.campaign = q.text(1);
+      x.task_id = q.text(2);
+      x.state = static_cast<task_state>(q.int64(3));
+      x.session_id = q.text(4);
+      x.attempts = static_cast<int>(q.int64(5));
+      x.previous_sessions = q.text(6);
+      x.ended = q.int64(7) != 0;
+      return x;
+    };
+    if (!u_.session_id.empty()) {
+      statement::use q(c.st.find_by_session);
+      if (q.bind(1, u_.session_id).step()) {
+        r = read_row(q);
+      }
+    }
+    if (!r && !u_.campaign_id.empty() && !u_.task_id.empty()) {
+      statement::use q(c.st.find_by_task);
+      if (q.bind(1, u_.campaign_id).bind(2, u_.task_id).step()) {
+        r = read_row(q);
+      }
+    }
+    if (!r) {
+      orphan(c, u_.campaign_id.empty() || u_.task_id.empty() ? "unknown_session" : "unknown_task");
+      return;
+    }
+    out_.row_id = r->row_id;
+    out_.campaign = r->campaign;
+    out_.previous = out_.state = r->state;
+    if (out_.session_id.empty()) {
+      out_.session_id = r->session_id;
+    }
+    const std::string& sid = out_.session_id;
+    // The end of the current session already recorded (a redial may even have listed it in
+    // previous_sessions): a repeat, whatever else is true.
+    if (r->ended && (u_.session_id.empty() || u_.session_id == r->session_id)) {
+      out_.verdict = update_verdict::duplicate;
+      return;
+    }
+    if (!u_.session_id.empty() && contains_session(r->previous_sessions, u_.session_id)) {
+      // Kept once for review (under the orphans' index, so a retried delivery is recognised).
+      unclaimed(c, update_verdict::stale, "earlier_attempt");
+      out_.row_id = r->row_id;
+      return;
+    }
+    if (!u_.session_id.empty() && !r->session_id.empty() && u_.session_id != r->session_id) {
+      orphan(c, "session_mismatch");
+      return;
+    }
+    if (r->ended || (!u_.ended && (r->state == task_state::started ||
+                                   r->state == task_state::ended_unconfirmed))) {
+      out_.verdict = update_verdict::duplicate;
+      return;
+    }
+    const bool dialed = r->state == task_state::dialing || r->state == task_state::started ||
+                        r->state == task_state::unknown ||
+                        r->state == task_state::ended_unconfirmed ||
+                        (r->state == task_state::pending && r->attempts > 0);
+    if (!dialed) {
+      orphan(c, r->state == task_state::failed ? "failed_task" : "not_dialed");
+      return;
+    }
+    out_.verdict = update_verdict::applied;
+    if (!u_.ended) {
+      std::string detail;
+      if (r->state == task_state::unknown) {
+        detail = "ambiguous request reconciled by session.created";
+      } else if (r->state == task_state::pending) {
+        detail = "placed although the API answered that it was not";
+      }
+      statement::use q(c.st.set_started);
+      q.bind_or_null(1, sid).bind(2, c.now_ms).bind_or_null(3, detail).bind(4, r->row_id).run();
+      out_.state = task_state::started;
+      log_event(c, r->row_id);
+      return;
+    }
+    const auto policy = c.policies.get(r->campaign);
+    const bool redial = policy && r->attempts < policy->max_attempts &&
+                        std::find(policy->redial_on.begin(), policy->redial_on.end(),
+                                  u_.end_reason) != policy->redial_on.end();
+    std::string previous = r->previous_sessions;
+    if (redial) {
+      out_.redial_at_ms = c.now_ms + policy->redial_after_ms;
+      if (!sid.empty()) {
+        previous += previous.empty() ? sid : "," + sid;
+      }
+    }
+    out_.state = redial ? task_state::pending : task_state::ended;
+    // Bound with SQLITE_STATIC: it must outlive q.run().
+    const std::string settled_detail = r->state == task_state::ended_unconfirmed
+                                           ? "no session.ended in time; settled by " + u_.source
+                                           : std::string();
+    statement::use q(c.st.set_ended);
+    q.bind(1, state_int(out_.state))
+        .bind_or_null(2, sid)
+        .bind_or_null(3, u_.end_reason.empty() ? std::string_view("unknown") : u_.end_reason);
+    if (u_.duration_seconds) {
+      q.bind(4, *u_.duration_seconds);
+    } else {
+      q.bind_or_null(4, std::int64_t{0});
+    }
+    q.bind_or_null(5, u_.intent)
+        .bind_or_null(6, u_.resolution)
+        .bind_or_null(7, u_.sentiment)
+        .bind_or_null(8, u_.analysis_data_json)
+        .bind(9, u_.event_ms > 0 ? u_.event_ms : c.now_ms)
+        .bind(10, u_.source)
+        .bind_or_null(11, out_.redial_at_ms)
+        .bind_or_null(12, previous)
+        .bind(13, c.now_ms)
+        .bind(14, r->row_id)
+        .bind_or_null(15, settled_detail);
+    q.run();
+    log_event(c, r->row_id);
+  }
+
+  void finish(const post_fn& post) override {
+    if (done_) {
+      post([done = std::move(done_), ok = error.empty(), o = std::move(out_)]() mutable {
+        done(ok, std::move(o));
+      });
+    }
+  }
+
+ private:
+  static bool contains_session(std::string_view list, std::string_view id) {
+    while (!list.empty()) {
+      const auto comma = list.find(',');
+      if (list.substr(0, comma) == id) {
+        return true;
+      }
+      if (comma == std::string_view::npos) {
+        break;
+      }
+      list.remove_prefix(comma + 1);
+    }
+    return false;
+  }
+
+  void orphan(job_context& c, std::string_view reason) {
+    unclaimed(c, update_verdict::orphan, reason);
+  }
+
+  // An event that moves no task: stored once (events.row_id NULL), repeats are duplicates.
+  void unclaimed(job_context& c, update_verdict verdict, std::string_view reason) {
+    out_.verdict = verdict;
+    out_.reason = std::string(reason);
+    out_.row_id = 0;
+    {
+      statement::use q(c.st.find_orphan);
+      if (q.bind(1, u_.session_id)
+              .bind(2, u_.event_name)
+              .bind(3, u_.campaign_id)
+              .bind(4, u_.task_id)
+              .step()) {
+        out_.verdict = update_verdict::duplicate;  // the same orphan, delivered again
+        return;
+      }
+    }
+    log_event(c, 0);
+  }
+
+  void log_event(job_context& c, std::int64_t row_id) {
+    statement::use q(c.st.insert_event);
+    q.bind(1, c.now_ms)
+        .bind(2, u_.source)
+        .bind(3, u_.event_name)
+        .bind(4, u_.session_id)
+        .bind(5, u_.campaign_id)
+        .bind(6, u_.task_id)
+        .bind_or_null(7, row_id)
+        .bind(8, to_string(out_.verdict))
+        .bind_or_null(9, out_.reason)
+        .bind(10, u_.raw)
+        .run();
+  }
+
+  session_update u_;
+  std::function<void(bool, update_outcome)> done_;
+  update_outcome out_;
+};
+
+class mark_unconfirmed_job final : public update_job {
+ public:
+  mark_unconfirmed_job(std::int64_t row_id, std::string session_id, std::function<void(bool)> done)
+      : update_job(std::move(done)), row_id_(row_id), session_id_(std::move(session_id)) {}
+  void run(job_context& c) override {
+    statement::use q(c.st.mark_unconfirmed);
+    q.bind(1, "no session.ended by max_duration + slot_grace; settling through the session API")
+        .bind(2, c.now_ms)
+        .bind(3, row_id_)
+        .bind(4, session_id_)
+        .run();
+    changed_ = q.changes() == 1;
+  }
+
+ private:
+  std::int64_t row_id_;
+  std::string session_id_;
+};
+
+class record_pull_job final : public update_job {
+ public:
+  record_pull_job(std::int64_t row_id, int pulls, std::string detail,
+                  std::function<void(bool)> done)
+      : update_job(std::move(done)), row_id_(row_id), pulls_(pulls), detail_(std::move(detail)) {}
+  void run(job_context& c) override {
+    statement::use q(c.st.record_pull);
+    q.bind(1, pulls_).bind(2, detail_).bind(3, c.now_ms).bind(4, row_id_).run();
+    changed_ = q.changes() == 1;
+  }
+
+ private:
+  std::int64_t row_id_;
+  int pulls_;
+  std::string detail_;
+};
+
+class save_transcript_job final : public update_job {
+ public:
+  save_transcript_job(std::int64_t row_id, std::string json, std::function<void(bool)> done)
+      : update_job(std::move(done)), row_id_(row_id), json_(std::move(json)) {}
+  void run(job_context& c) override {
+    statement::use q(c.st.save_transcript);
+    q.bind(1, json_).bind(2, c.now_ms).bind(3, row_id_).run();
+    changed_ = q.changes() == 1;
+  }
+
+ private:
+  std::int64_t row_id_;
+  std::string json_;
+};
+
+class purge_transcripts_job final : public store_job {
+ public:
+  purge_transcripts_job(std::string campaign, std::int64_t before_ms,
+                        std::function<void(std::int64_t)> done)
+      : campaign_(std::move(campaign)), before_ms_(before_ms), done_(std::move(done)) {}
+  void run(job_context& c) override {
+    statement::use q(c.st.purge_transcripts);
+    q.bind(1, campaign_).bind(2, before_ms_).run();
+    purged_ = q.changes();
+  }
+  void finish(const post_fn& post) override {
+    if (done_) {
+      post([done = std::move(done_), n = error.empty() ? purged_ : 0] { done(n); });
+    }
+  }
+
+ private:
+  std::string campaign_;
+  std::int64_t before_ms_;
+  std::function<void(std::int64_t)> done_;
+  std::int64_t purged_ = 0;
 };
 
 class flush_job final : public store_job {
@@ -1031,8 +1606,47 @@ void sqlite_store::fetch_active(const std::string& campaign, std::int64_t since_
   writer_->enqueue(std::make_unique<fetch_active_job>(campaign, since_ms, std::move(done)));
 }
 
-void sqlite_store::mark_dialing(std::int64_t row_id, int attempt, std::function<void(bool)> done) {
+void sqlite_store::fetch_due(const std::string& campaign, std::int64_t after_ms,
+                             std::int64_t after_row_id, std::int64_t up_to_ms, std::size_t limit,
+                             std::function<void(due_page)> done) {
+  writer_->enqueue(std::make_unique<fetch_due_job>(campaign, after_ms, after_row_id, up_to_ms,
+                                                   limit, std::move(done)));
+}
+
+void sqlite_store::mark_dialing(std::int64_t row_id, int attempt,
+                                std::function<void(claim_outcome)> done) {
   writer_->enqueue(std::make_unique<mark_dialing_job>(row_id, attempt, std::move(done)));
+}
+
+void sqlite_store::apply_session(session_update update,
+                                 std::function<void(bool, update_outcome)> done) {
+  writer_->enqueue(std::make_unique<apply_session_job>(std::move(update), std::move(done)));
+}
+
+void sqlite_store::mark_unconfirmed(std::int64_t row_id, const std::string& session_id,
+                                    std::function<void(bool)> done) {
+  writer_->enqueue(std::make_unique<mark_unconfirmed_job>(row_id, session_id, std::move(done)));
+}
+
+void sqlite_store::record_pull(std::int64_t row_id, int pulls, std::string detail,
+                               std::function<void(bool)> done) {
+  writer_->enqueue(
+      std::make_unique<record_pull_job>(row_id, pulls, std::move(detail), std::move(done)));
+}
+
+void sqlite_store::save_transcript(std::int64_t row_id, std::string transcript_json,
+                                   std::function<void(bool)> done) {
+  writer_->enqueue(
+      std::make_unique<save_transcript_job>(row_id, std::move(transcript_json), std::move(done)));
+}
+
+void sqlite_store::purge_transcripts(const std::string& campaign, std::int64_t before_ms,
+                                     std::function<void(std::int64_t)> done) {
+  writer_->enqueue(std::make_unique<purge_transcripts_job>(campaign, before_ms, std::move(done)));
+}
+
+void sqlite_store::set_campaign_policy(const std::string& campaign, campaign_policy policy) {
+  writer_->policies().set(campaign, std::move(policy));
 }
 
 void sqlite_store::record(attempt_outcome outcome, std::function<void(bool)> done) {

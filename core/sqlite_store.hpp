@@ -93,10 +93,25 @@ class sqlite_store final : public state_store {
                      std::function<void(std::vector<dial_task>)> done) override;
   void fetch_active(const std::string& campaign, std::int64_t since_ms,
                     std::function<void(std::vector<active_call>)> done) override;
-  void mark_dialing(std::int64_t row_id, int attempt, std::function<void(bool)> done) override;
+  void fetch_due(const std::string& campaign, std::int64_t after_ms, std::int64_t after_row_id,
+                 std::int64_t up_to_ms, std::size_t limit,
+                 std::function<void(due_page)> done) override;
+  void mark_dialing(std::int64_t row_id, int attempt,
+                    std::function<void(claim_outcome)> done) override;
+  void apply_session(session_update update,
+                     std::function<void(bool, update_outcome)> done) override;
+  void mark_unconfirmed(std::int64_t row_id, const std::string& session_id,
+                        std::function<void(bool)> done) override;
+  void record_pull(std::int64_t row_id, int pulls, std::string detail,
+                   std::function<void(bool)> done) override;
   // Only from DIALING, only to started, pending, failed or unknown. Any other target is a caller
   // bug: done(false), a line on stderr and stats().refused_records, never a silent write.
   void record(attempt_outcome outcome, std::function<void(bool)> done) override;
+  void save_transcript(std::int64_t row_id, std::string transcript_json,
+                       std::function<void(bool)> done) override;
+  void purge_transcripts(const std::string& campaign, std::int64_t before_ms,
+                         std::function<void(std::int64_t)> done) override;
+  void set_campaign_policy(const std::string& campaign, campaign_policy policy) override;
   void flush(std::function<void()> done) override;
 
   // Runs on the writer like every read (~130 ms for a 1M-task campaign, during which dial-side

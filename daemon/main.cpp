@@ -10,8 +10,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <map>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "config/config.hpp"
@@ -20,8 +23,10 @@
 #include "core/log.hpp"
 #include "core/phone.hpp"
 #include "core/sqlite_store.hpp"
+#include "daemon/export_command.hpp"
 #include "daemon/summary.hpp"
 #include "scheduler/dial_engine.hpp"
+#include "webhooks/webhook_service.hpp"
 
 namespace {
 
@@ -43,6 +48,8 @@ struct arguments {
 void usage(std::FILE* out) {
   std::fputs(
       "usage: dialerd --config FILE [--check-config | --dry-run] [--service] [--quiet]\n"
+      "       dialerd export --campaign ID [--format csv|jsonl] [--state S] [--output FILE]\n"
+      "                      (--config FILE | --state-path FILE)   (dialerd export --help)\n"
       "\n"
       "  --config FILE    the daemon YAML (it names the campaign files)\n"
       "  --check-config   validate the configuration and the CSV headers, then exit\n"
@@ -130,11 +137,10 @@ int run_dry(const config::daemon_settings& settings) {
   }
   {
     boost::asio::io_context io;
-    sqlite_store store({.path = std::filesystem::path(dir) / "dry-run.db",
-                        .synchronous_full = false,
-                        .post = [&io](std::function<void()> fn) {
-                          boost::asio::post(io, std::move(fn));
-                        }});
+    sqlite_store store(
+        {.path = std::filesystem::path(dir) / "dry-run.db",
+         .synchronous_full = false,
+         .post = [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); }});
     reject_log rejects;  // stdout
     for (const auto& c : settings.campaigns) {
       phone_normaliser phones(c.allowed_number_types);
@@ -150,19 +156,44 @@ int run_dry(const config::daemon_settings& settings) {
 
 int run(const config::daemon_settings& settings, const arguments& args) {
   boost::asio::io_context io;
-  sqlite_store store({.path = settings.state_path,
-                      .synchronous_full = settings.store_sync_full,
-                      .post = [&io](std::function<void()> fn) {
-                        boost::asio::post(io, std::move(fn));
-                      }});
+  sqlite_store store(
+      {.path = settings.state_path,
+       .synchronous_full = settings.store_sync_full,
+       .post = [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); }});
   if (store.recovered_dialing() > 0) {
-    DIALER_LOG_WARN("%lld task(s) were DIALING when dialerd last stopped: they are UNKNOWN now "
-                    "and are never redialed automatically",
-                    static_cast<long long>(store.recovered_dialing()));
+    DIALER_LOG_WARN(
+        "%lld task(s) were DIALING when dialerd last stopped: they are UNKNOWN now "
+        "and are never redialed automatically",
+        static_cast<long long>(store.recovered_dialing()));
+  }
+  for (const auto& c : settings.campaigns) {
+    store.set_campaign_policy(c.id, campaign_policy{.redial_on = c.retry.redial_on,
+                                                    .max_attempts = c.retry.max_attempts,
+                                                    .redial_after_ms = c.retry.redial_after.count(),
+                                                    .cap_lifetime = c.caps.lifetime,
+                                                    .cap_per_day = c.caps.per_day});
   }
   auto pool = make_https_pool(io, pool_options(settings));
-  dial_engine engine(io, settings, store, *pool, time_source::real(),
-                     {.slot_grace = settings.slot_grace});
+  dial_engine engine(
+      io, settings, store, *pool, time_source::real(),
+      {.slot_grace = settings.slot_grace, .await_call_end = settings.webhooks.enabled});
+  std::unique_ptr<webhook_service> webhooks;
+  if (settings.webhooks.enabled) {
+    webhooks = std::make_unique<webhook_service>(
+        io, settings.webhooks, settings.source_file.string(), store, time_source::real(),
+        [&engine](const update_outcome& o) { engine.on_session_update(o); });
+    const bool authenticated =
+        !settings.webhooks.shared_secrets.empty() || !settings.webhooks.signing_secrets.empty();
+    DIALER_LOG_INFO("webhooks: listening on %s port %u, path %s%s",
+                    settings.webhooks.address.c_str(), static_cast<unsigned>(webhooks->port()),
+                    settings.webhooks.path.c_str(),
+                    authenticated ? "" : " (no secret or signature configured)");
+    if (!authenticated && settings.webhooks.allow_from.empty()) {
+      DIALER_LOG_WARN(
+          "webhooks: anyone who can reach the port may post events: configure "
+          "webhooks.allow_from, secret_files or signing_secret_files");
+    }
+  }
   reject_log rejects(settings.reject_path);
 
   std::atomic<bool> stop_ingest{false};
@@ -209,9 +240,10 @@ int run(const config::daemon_settings& settings, const arguments& args) {
           std::fflush(stderr);
           ::_exit(130);
         }
-        DIALER_LOG_INFO("signal %d: draining (no new calls; in-flight requests finish); "
-                        "send it again to exit at once",
-                        signo);
+        DIALER_LOG_INFO(
+            "signal %d: draining (no new calls; in-flight requests finish); "
+            "send it again to exit at once",
+            signo);
         stop_ingest = true;
         engine.drain();
         signals.async_wait(on_signal);
@@ -233,9 +265,11 @@ int run(const config::daemon_settings& settings, const arguments& args) {
           last_started[p.id] = p.started;
           line += "campaign " + p.id + ": " + std::to_string(p.started) + " started (" +
                   std::to_string(rate / progress_period.count()) + "/s), " +
-                  std::to_string(p.retried) + " retried, " + std::to_string(p.failed) +
-                  " failed, " + std::to_string(p.unknown) + " unknown" +
-                  (p.paused ? ", PAUSED" : "") + "; ";
+                  std::to_string(p.ended) + " ended, " + std::to_string(p.live) + " live, " +
+                  std::to_string(p.retried) + " retried, " + std::to_string(p.redials) +
+                  " redials, " + std::to_string(p.failed) + " failed, " +
+                  std::to_string(p.unknown) + " unknown, " + std::to_string(p.unconfirmed) +
+                  " unconfirmed" + (p.paused ? ", PAUSED" : "") + "; ";
         }
         for (const auto& t : engine.trunks()) {
           line += "trunk " + t.name + ": " + std::to_string(t.active) + "/" +
@@ -251,6 +285,9 @@ int run(const config::daemon_settings& settings, const arguments& args) {
   const auto on_idle = [&] {
     if (args.service && signals_seen == 0) {
       return;  // a service waits for more work (or a signal)
+    }
+    if (webhooks) {
+      webhooks->stop();
     }
     pool->shutdown();
     store.flush([&] {
@@ -297,6 +334,13 @@ int run(const config::daemon_settings& settings, const arguments& args) {
                 static_cast<long long>(t.peak_active), static_cast<long long>(t.capacity),
                 static_cast<long long>(t.holds));
   }
+  if (webhooks) {
+    std::string line;
+    for (const auto& [key, n] : webhooks->stats().by_event_and_result) {
+      line += key + "=" + std::to_string(n) + " ";
+    }
+    DIALER_LOG_INFO("webhooks: %s", line.empty() ? "none received" : line.c_str());
+  }
   std::fflush(stdout);
   return status;
 }
@@ -304,6 +348,9 @@ int run(const config::daemon_settings& settings, const arguments& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "export") {
+    return dialer::run_export(argc - 2, argv + 2, std::cout, std::cerr);
+  }
   arguments args;
   if (!parse_arguments(argc, argv, args)) {
     usage(stderr);

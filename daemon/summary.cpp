@@ -44,6 +44,10 @@ void print_summary(const std::string& campaign, const campaign_summary& s, std::
   line("dialed", dialed);
   line("started", count(s, task_state::started) + count(s, task_state::ended) +
                       count(s, task_state::ended_unconfirmed));
+  line("ended", count(s, task_state::ended));
+  line("no end yet", count(s, task_state::started), " (STARTED, no session.ended recorded)");
+  line("unconfirmed", count(s, task_state::ended_unconfirmed),
+       " (no session.ended in time; session pulls did not settle them)");
   line("suppressed", total(s.suppressed_by_reason), breakdown(s.suppressed_by_reason));
   line("rejected", total(s.rejected_by_reason), breakdown(s.rejected_by_reason));
   line("failed", count(s, task_state::failed), breakdown(s.failed_by_class));

@@ -1,5 +1,6 @@
 #include "scheduler/dial_engine.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <deque>
 #include <optional>
@@ -7,6 +8,8 @@
 
 #include "core/agentix_client.hpp"
 #include "core/log.hpp"
+#include "core/session_update.hpp"
+#include "core/webhook_event.hpp"
 #include "scheduler/backoff.hpp"
 #include "scheduler/classify.hpp"
 #include "scheduler/concurrency_gate.hpp"
@@ -39,8 +42,6 @@ struct dial_engine::trunk_state {
   steady_time hold_until{};
   int consecutive_holds = 0;
   std::int64_t holds = 0;
-  // Instants at which STARTED (or possibly live) calls give their slot back.
-  std::priority_queue<steady_time, std::vector<steady_time>, std::greater<>> slot_releases;
   std::vector<campaign_state*> campaigns;
   std::size_t round_robin = 0;
   // Claims committed (DIALING) and waiting for their rate token, in claim order.
@@ -67,6 +68,12 @@ struct dial_engine::campaign_state {
   std::uint64_t added_generation = 0;
   bool ingest_done = false;
   std::int64_t unsent = 0;
+  // Redials (and tasks waiting out a number's daily cap) come from the store in due order.
+  std::int64_t next_due_ms = 1;  // 0: none known; 1: ask at start
+  std::int64_t due_cursor_ms = 0;
+  std::int64_t due_cursor_row = 0;
+  bool fetching_due = false;
+  steady_time next_purge{};
   campaign_progress progress;
 };
 
@@ -75,6 +82,25 @@ struct dial_engine::attempt {
   trunk_state* trunk;
   dial_task task;
   int number;  // 1-based attempt number: also part of the Idempotency-Key
+  // What webhooks said while the request was in flight.
+  bool ended_by_event = false;
+  std::string session_from_event;
+};
+
+struct dial_engine::live_call {
+  campaign_state* campaign;
+  steady_time deadline;
+  std::string session_id;  // empty: UNKNOWN (the request was ambiguous)
+};
+
+struct dial_engine::pull {
+  campaign_state* campaign;
+  std::int64_t row_id;
+  std::string session_id;
+  bool transcript;  // false: settle the session; true: fetch its transcript
+  int pulls_done;
+  steady_time due;
+  bool operator>(const pull& o) const { return due > o.due; }
 };
 
 dial_engine::dial_engine(boost::asio::io_context& io, const config::daemon_settings& settings,
@@ -110,7 +136,9 @@ dial_engine::~dial_engine() {
   timer_.cancel();
 }
 
-std::uint64_t dial_engine::random() { return rng_(); }
+std::uint64_t dial_engine::random() {
+  return rng_();
+}
 
 void dial_engine::start(std::function<void()> on_idle) {
   on_idle_ = std::move(on_idle);
@@ -127,29 +155,47 @@ void dial_engine::start(std::function<void()> on_idle) {
     const auto hold = std::chrono::duration_cast<milliseconds>(
         nanoseconds(c->settings->max_duration) + options_.slot_grace);
     campaign_state* campaign = c.get();
-    store_.fetch_active(id, now_ms - hold.count(),
-                        [this, campaign, hold, alive = alive_](std::vector<active_call> calls) {
-                          if (!*alive) {
-                            return;
-                          }
-                          const steady_time now = clock_.steady_now();
-                          const std::int64_t now_ms = to_unix_ms(clock_.system_now());
-                          for (const auto& call : calls) {
-                            const auto left =
-                                milliseconds(call.started_at_ms + hold.count() - now_ms);
-                            campaign->trunk->gate.occupy();
-                            hold_slot_until(*campaign->trunk, now + left);
-                          }
-                          if (!calls.empty()) {
-                            DIALER_LOG_INFO("campaign %s: %zu call(s) of an earlier run may "
-                                            "still be live; their trunk slots stay taken",
-                                            campaign->settings->id.c_str(), calls.size());
-                          }
-                          if (--startup_loads_ == 0) {
-                            started_ = true;
-                            pump();
-                          }
-                        });
+    store_.fetch_active(
+        id, now_ms - hold.count(),
+        [this, campaign, hold, alive = alive_](std::vector<active_call> calls) {
+          if (!*alive) {
+            return;
+          }
+          const steady_time now = clock_.steady_now();
+          const std::int64_t now_ms = to_unix_ms(clock_.system_now());
+          std::size_t held = 0;
+          for (auto& call : calls) {
+            const auto left = milliseconds(call.started_at_ms + hold.count() - now_ms);
+            if (call.state == task_state::ended_unconfirmed) {
+              if (call.pulls < settings_.settle.attempts) {
+                queue_pull(*campaign, call.row_id, std::move(call.session_id), false, call.pulls,
+                           now);
+              }
+              continue;
+            }
+            if (left.count() <= 0) {
+              // Past its deadline while we were down: settle it now.
+              if (call.state == task_state::started) {
+                hold_live(*campaign, call.row_id, now, std::move(call.session_id));
+                campaign->trunk->gate.occupy();
+              }
+              continue;
+            }
+            campaign->trunk->gate.occupy();
+            hold_live(*campaign, call.row_id, now + left, std::move(call.session_id));
+            ++held;
+          }
+          if (held != 0) {
+            DIALER_LOG_INFO(
+                "campaign %s: %zu call(s) of an earlier run may "
+                "still be live; their trunk slots stay taken",
+                campaign->settings->id.c_str(), held);
+          }
+          if (--startup_loads_ == 0) {
+            started_ = true;
+            pump();
+          }
+        });
   }
 }
 
@@ -195,11 +241,31 @@ void dial_engine::pump() {
   if (!draining_) {
     // Fetching does not wait for slots or holds: a campaign whose last fetch is due must be able
     // to complete while STARTED calls still hold every slot.
+    const std::int64_t now_ms = to_unix_ms(clock_.system_now());
     for (auto& [id, c] : campaigns_) {
       if (!c->progress.paused && c->ready.size() < options_.page_size / 2) {
         refill(*c);
+        refill_due(*c, now_ms);
+      }
+      if (c->next_due_ms > now_ms) {
+        wake = std::min(wake, now + milliseconds(c->next_due_ms - now_ms));
+      }
+      if (c->settings->transcripts.store && now >= c->next_purge) {
+        c->next_purge = now + std::chrono::hours(1);
+        store_.purge_transcripts(
+            id, now_ms - c->settings->transcripts.retention.count(), [name = id](std::int64_t n) {
+              if (n > 0) {
+                DIALER_LOG_INFO("campaign %s: %lld transcript(s) past retention erased",
+                                name.c_str(), static_cast<long long>(n));
+              }
+            });
       }
     }
+  }
+  // Before start_pulls: an expired call queues its session pull due now.
+  expire_live(now, wake);
+  if (!draining_) {
+    start_pulls(now, wake);
   }
   for (auto& [name, trunk] : trunks_) {
     // Claimed tasks are written even while draining: they are DIALING already.
@@ -212,29 +278,95 @@ void dial_engine::pump() {
   check_idle();
 }
 
-void dial_engine::release_expired_slots(trunk_state& trunk, steady_time now) {
-  while (!trunk.slot_releases.empty() && trunk.slot_releases.top() <= now) {
-    trunk.slot_releases.pop();
-    trunk.gate.release();
+void dial_engine::hold_live(campaign_state& c, std::int64_t row_id, steady_time until,
+                            std::string session_id) {
+  const auto it = live_.find(row_id);
+  if (it != live_.end()) {
+    // on_ambiguous: retry dialed again while the first attempt may still ring: that hold keeps
+    // its slot until its own deadline, under a key no webhook can name.
+    const live_call earlier = it->second;
+    it->second = live_call{&c, until, std::move(session_id)};
+    const std::int64_t anonymous = --last_anonymous_hold_;
+    live_.emplace(anonymous, live_call{earlier.campaign, earlier.deadline, ""});
+    live_deadlines_.emplace(earlier.deadline, anonymous);
+  } else {
+    live_.emplace(row_id, live_call{&c, until, std::move(session_id)});
+  }
+  ++c.progress.live;
+  live_deadlines_.emplace(until, row_id);
+}
+
+void dial_engine::release_live(std::int64_t row_id) {
+  const auto it = live_.find(row_id);
+  if (it == live_.end()) {
+    return;
+  }
+  campaign_state& c = *it->second.campaign;
+  c.trunk->gate.release();
+  --c.progress.live;
+  live_.erase(it);  // its deadline entry is skipped when it comes up
+}
+
+// A call still live at max_duration + slot_grace gives its slot back. A STARTED one is marked
+// ENDED_UNCONFIRMED and settled by pulling its session; an UNKNOWN one stays UNKNOWN.
+void dial_engine::expire_live(steady_time now, steady_time& wake) {
+  while (!live_deadlines_.empty()) {
+    const auto [deadline, row_id] = live_deadlines_.top();
+    const auto it = live_.find(row_id);
+    if (it == live_.end() || it->second.deadline != deadline) {
+      live_deadlines_.pop();  // released earlier
+      continue;
+    }
+    if (deadline > now) {
+      wake = std::min(wake, deadline);
+      return;
+    }
+    live_deadlines_.pop();
+    campaign_state& c = *it->second.campaign;
+    std::string session_id = std::move(it->second.session_id);
+    release_live(row_id);
+    if (session_id.empty()) {
+      continue;
+    }
+    ++c.progress.unconfirmed;
+    queue_pull(c, row_id, session_id, false, 0, now);
+    store_.mark_unconfirmed(row_id, session_id, nullptr);
   }
 }
 
-void dial_engine::hold_slot_until(trunk_state& trunk, steady_time until) {
-  trunk.slot_releases.push(until);
+void dial_engine::refill_due(campaign_state& c, std::int64_t now_ms) {
+  if (c.fetching_due || c.next_due_ms == 0 || c.next_due_ms > now_ms) {
+    return;
+  }
+  c.fetching_due = true;
+  const std::size_t limit = std::max<std::size_t>(options_.page_size / 2, 1);
+  store_.fetch_due(c.settings->id, c.due_cursor_ms, c.due_cursor_row, now_ms, limit,
+                   [this, campaign = &c, limit, alive = alive_](due_page page) {
+                     if (!*alive) {
+                       return;
+                     }
+                     campaign_state& c = *campaign;
+                     c.fetching_due = false;
+                     for (auto& t : page.tasks) {
+                       c.due_cursor_ms = t.not_before_ms;
+                       c.due_cursor_row = t.row_id;
+                       t.not_before_ms = 0;
+                       c.ready.push_back(std::move(t));
+                     }
+                     // A full page may have more due behind it: ask again at once.
+                     c.next_due_ms = page.tasks.size() >= limit ? 1 : page.next_due_ms;
+                     pump();
+                   });
 }
 
 void dial_engine::pump_trunk(trunk_state& trunk, steady_time now, steady_time& wake) {
-  release_expired_slots(trunk, now);
   while (true) {
     if (now < trunk.hold_until) {
       wake = std::min(wake, trunk.hold_until);
       return;
     }
     if (!trunk.gate.available()) {
-      if (!trunk.slot_releases.empty()) {
-        wake = std::min(wake, trunk.slot_releases.top());
-      }
-      return;
+      return;  // expire_live armed the wake for the next deadline; webhooks pump too
     }
     campaign_state* campaign = next_campaign(trunk, now, wake);
     if (campaign == nullptr) {
@@ -270,6 +402,12 @@ void dial_engine::pump_trunk(trunk_state& trunk, steady_time now, steady_time& w
     } else {
       task = std::move(campaign->ready.front());
       campaign->ready.pop_front();
+    }
+    if (in_flight_.contains(task.row_id)) {
+      // A redial whose previous request is still unanswered (its session.ended overtook the
+      // answer): two requests of one task are never open at once, so it waits.
+      schedule_retry(*campaign, std::move(task), now + std::chrono::seconds(1));
+      continue;
     }
     dispatch(trunk, *campaign, std::move(task), now);
   }
@@ -346,21 +484,29 @@ void dial_engine::dispatch(trunk_state& trunk, campaign_state& campaign, dial_ta
   ++trunk.unsent;
   ++campaign.unsent;
   ++campaign.progress.in_flight;
-  auto a = std::make_shared<attempt>(attempt{&campaign, &trunk, std::move(task), 0});
+  auto a = std::make_shared<attempt>(attempt{&campaign, &trunk, std::move(task), 0, false, {}});
   a->number = a->task.attempts + 1;
-  store_.mark_dialing(a->task.row_id, a->number, [this, a, alive = alive_](bool claimed) {
+  store_.mark_dialing(a->task.row_id, a->number, [this, a, alive = alive_](claim_outcome o) {
     if (*alive) {
-      on_claimed(a, claimed);
+      on_claimed(a, o);
     }
   });
 }
 
-void dial_engine::on_claimed(std::shared_ptr<attempt> a, bool claimed) {
+void dial_engine::on_claimed(std::shared_ptr<attempt> a, claim_outcome o) {
   campaign_state& c = *a->campaign;
-  if (!claimed) {
-    // Not PENDING any more (or the disk write failed): dialing it could dial twice.
-    DIALER_LOG_ERROR("campaign %s: task %s could not be claimed for dialing; skipped",
-                     c.settings->id.c_str(), a->task.task_id.c_str());
+  if (o.result != claim_result::claimed) {
+    if (o.result == claim_result::capped) {
+      // The store moved it (waiting for the next day, or FAILED for the lifetime cap).
+      if (o.retry_at_ms != 0 && (c.next_due_ms == 0 || o.retry_at_ms < c.next_due_ms)) {
+        c.next_due_ms = o.retry_at_ms;
+      }
+    } else {
+      // Not PENDING any more (a webhook said it was placed, or the disk write failed): dialing
+      // it could dial twice.
+      DIALER_LOG_WARN("campaign %s: task %s could not be claimed for dialing; skipped",
+                      c.settings->id.c_str(), a->task.task_id.c_str());
+    }
     --reserved_connections_;
     --a->trunk->unsent;
     --c.unsent;
@@ -393,6 +539,7 @@ void dial_engine::write_ready(trunk_state& trunk, steady_time now, steady_time& 
     }
     std::shared_ptr<attempt> owned = std::move(trunk.write_queue.front());
     trunk.write_queue.pop_front();
+    in_flight_[owned->task.row_id] = owned.get();
     --trunk.unsent;
     --c.unsent;
     --reserved_connections_;
@@ -444,6 +591,10 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
   trunk_state& trunk = *a->trunk;
   const config::campaign_settings& cs = *c.settings;
   --c.progress.in_flight;
+  if (const auto it = in_flight_.find(a->task.row_id);
+      it != in_flight_.end() && it->second == a.get()) {
+    in_flight_.erase(it);
+  }
 
   std::optional<std::string> session_id;
   if (r.error == transport_error::none && r.status >= 200 && r.status < 300) {
@@ -461,12 +612,28 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
   o.error_class = std::string(k.error_class);
   a->task.attempts = a->number;
 
+  // A webhook overtook the response: the call was placed whatever the response says, and the
+  // store already moved the task (record() below changes nothing then).
+  if (a->ended_by_event || !a->session_from_event.empty()) {
+    o.state = task_state::started;
+    o.session_id = session_id.value_or(a->session_from_event);
+    ++c.progress.started;
+    if (a->ended_by_event) {
+      trunk.gate.release();
+    } else {
+      hold_live(c, a->task.row_id, slot_end, a->session_from_event);
+    }
+    store_.record(std::move(o), nullptr);
+    pump();
+    return;
+  }
+
   const auto retry_or_fail = [&](steady_time due) {
     trunk.gate.release();
     if (a->number >= cs.retry.max_attempts) {
       o.state = task_state::failed;
-      o.detail = "not placed after " + std::to_string(a->number) + " attempt(s); last: " +
-                 o.error_class;
+      o.detail =
+          "not placed after " + std::to_string(a->number) + " attempt(s); last: " + o.error_class;
       ++c.progress.failed;
       return;
     }
@@ -480,7 +647,7 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
     case call_verdict::started:
       o.state = task_state::started;
       o.session_id = std::move(*session_id);
-      hold_slot_until(trunk, slot_end);
+      hold_live(c, a->task.row_id, slot_end, o.session_id);
       trunk.consecutive_holds = 0;
       ++c.progress.started;
       break;
@@ -491,17 +658,17 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
     case call_verdict::hold_trunk: {
       std::optional<nanoseconds> delay = parse_retry_after(r.retry_after, clock_.system_now());
       if (!delay) {
-        delay = full_jitter_backoff(++trunk.consecutive_holds, milliseconds(500),
-                                    max_hold_backoff, random());
+        delay = full_jitter_backoff(++trunk.consecutive_holds, milliseconds(500), max_hold_backoff,
+                                    random());
       }
       delay = std::min<nanoseconds>(*delay, max_retry_after);
       if (now + *delay > trunk.hold_until) {
         if (trunk.hold_until <= now) {
           ++trunk.holds;
-          DIALER_LOG_WARN("trunk %s: HTTP %d, holding all calls for %lld ms",
-                          trunk.settings->name.c_str(), r.status,
-                          static_cast<long long>(
-                              std::chrono::duration_cast<milliseconds>(*delay).count()));
+          DIALER_LOG_WARN(
+              "trunk %s: HTTP %d, holding all calls for %lld ms", trunk.settings->name.c_str(),
+              r.status,
+              static_cast<long long>(std::chrono::duration_cast<milliseconds>(*delay).count()));
         }
         trunk.hold_until = now + *delay;
       }
@@ -520,8 +687,10 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
         why = "calls/start answered 401 Unauthorized: the API key (" +
               settings_.api.api_key_source + ") was refused";
       } else if (r.status == 403) {
-        why = "calls/start answered 403 Forbidden: the API key may not place calls from phone "
-              "number " + trunk.settings->phone_number_id;
+        why =
+            "calls/start answered 403 Forbidden: the API key may not place calls from phone "
+            "number " +
+            trunk.settings->phone_number_id;
       } else if (r.status == 404) {
         why = "calls/start answered 404 Not Found: phone_number_id " +
               trunk.settings->phone_number_id + " or agent_id " + cs.agent_id + " is unknown";
@@ -531,7 +700,7 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
       }
       if (k.task_unknown) {
         o.state = task_state::unknown;
-        hold_slot_until(trunk, slot_end);
+        hold_live(c, a->task.row_id, slot_end, "");
         ++c.progress.unknown;
       } else {
         // Refused, so certainly not placed: it waits, pending, for the campaign to resume.
@@ -544,9 +713,8 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
     }
     case call_verdict::ambiguous:
       // The call may be ringing: its slot stays taken as if it had started.
-      hold_slot_until(trunk, slot_end);
-      if (cs.on_ambiguous == config::ambiguous_policy::retry &&
-          a->number < cs.retry.max_attempts) {
+      hold_live(c, a->task.row_id, slot_end, "");
+      if (cs.on_ambiguous == config::ambiguous_policy::retry && a->number < cs.retry.max_attempts) {
         const steady_time due = now + full_jitter_backoff(a->number, cs.retry.backoff_base,
                                                           cs.retry.backoff_max, random());
         o.state = task_state::pending;
@@ -561,6 +729,167 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
   }
   store_.record(std::move(o), nullptr);
   pump();
+}
+
+void dial_engine::on_session_update(const update_outcome& o) {
+  if (o.verdict != update_verdict::applied) {
+    return;
+  }
+  const auto found = campaigns_.find(o.campaign);
+  if (found == campaigns_.end()) {
+    return;
+  }
+  campaign_state& c = *found->second;
+  const steady_time now = clock_.steady_now();
+  const auto in_flight = in_flight_.find(o.row_id);
+  if (o.state == task_state::started) {
+    if (in_flight != in_flight_.end()) {
+      in_flight->second->session_from_event = o.session_id;
+    } else if (const auto live = live_.find(o.row_id); live != live_.end()) {
+      live->second.session_id = o.session_id;  // an UNKNOWN call reconciled
+    } else if (o.previous == task_state::pending || o.previous == task_state::unknown) {
+      // Placed although the answer said otherwise, or reconciled after its slot expired: the
+      // call is ringing now, so it takes a slot, even above the cap.
+      c.trunk->gate.occupy();
+      hold_live(c, o.row_id, now + c.settings->max_duration + options_.slot_grace, o.session_id);
+    }
+    pump();
+    return;
+  }
+  if (o.state != task_state::ended && o.state != task_state::pending) {
+    return;
+  }
+  ++c.progress.ended;
+  if (in_flight != in_flight_.end()) {
+    in_flight->second->ended_by_event = true;  // on_response frees the slot
+  } else {
+    release_live(o.row_id);
+  }
+  if (o.previous == task_state::ended_unconfirmed && c.progress.unconfirmed > 0) {
+    --c.progress.unconfirmed;
+  }
+  if (o.state == task_state::pending && o.redial_at_ms != 0) {
+    ++c.progress.redials;
+    if (c.next_due_ms == 0 || (c.next_due_ms != 1 && o.redial_at_ms < c.next_due_ms)) {
+      c.next_due_ms = o.redial_at_ms;
+    }
+  }
+  if (c.settings->transcripts.store && !o.session_id.empty()) {
+    queue_pull(c, o.row_id, o.session_id, true, 0, now);
+  }
+  pump();
+}
+
+void dial_engine::queue_pull(campaign_state& c, std::int64_t row_id, std::string session_id,
+                             bool transcript, int pulls_done, steady_time due) {
+  ++c.progress.settling;
+  pull_queue_.push_back(
+      std::make_shared<pull>(pull{&c, row_id, std::move(session_id), transcript, pulls_done, due}));
+  std::push_heap(pull_queue_.begin(), pull_queue_.end(),
+                 [](const auto& a, const auto& b) { return *a > *b; });
+}
+
+void dial_engine::start_pulls(steady_time now, steady_time& wake) {
+  const auto later = [](const auto& a, const auto& b) { return *a > *b; };
+  while (!pull_queue_.empty() && pulls_in_flight_ < options_.max_pulls_in_flight) {
+    if (pull_queue_.front()->due > now) {
+      wake = std::min(wake, pull_queue_.front()->due);
+      return;
+    }
+    std::pop_heap(pull_queue_.begin(), pull_queue_.end(), later);
+    std::shared_ptr<pull> p = std::move(pull_queue_.back());
+    pull_queue_.pop_back();
+    ++pulls_in_flight_;
+    ++p->pulls_done;
+    pool_.send(build_session_request(settings_.api.base_path, settings_.api.api_key.reveal(),
+                                     p->session_id, p->transcript),
+               [this, p, alive = alive_](http_response r) {
+                 if (*alive) {
+                   on_pull(p, std::move(r));
+                 }
+               });
+  }
+}
+
+void dial_engine::settle_failed(pull& p, std::string detail) {
+  campaign_state& c = *p.campaign;
+  const bool give_up = p.pulls_done >= settings_.settle.attempts || draining_;
+  if (!p.transcript) {
+    store_.record_pull(p.row_id, p.pulls_done,
+                       (give_up ? "not settled after " : "not settled yet after ") +
+                           std::to_string(p.pulls_done) + " session pull(s): " + detail,
+                       nullptr);
+  }
+  if (give_up) {
+    if (!p.transcript) {
+      DIALER_LOG_WARN(
+          "campaign %s: session %s not settled after %d pull(s) (%s); the task stays "
+          "ENDED_UNCONFIRMED",
+          c.settings->id.c_str(), p.session_id.c_str(), p.pulls_done, detail.c_str());
+    }
+    return;
+  }
+  auto delay = settings_.settle.first_delay * (1LL << std::min(p.pulls_done - 1, 20));
+  delay = std::min<milliseconds>(delay, settings_.settle.max_delay);
+  queue_pull(c, p.row_id, p.session_id, p.transcript, p.pulls_done, clock_.steady_now() + delay);
+}
+
+void dial_engine::on_pull(std::shared_ptr<pull> p, http_response r) {
+  --pulls_in_flight_;
+  campaign_state& c = *p->campaign;
+  --c.progress.settling;
+  const auto finish = [this] { pump(); };
+  if (r.error != transport_error::none) {
+    settle_failed(*p, std::string(to_string(r.error)));
+    return finish();
+  }
+  if (r.status == 404) {
+    p->pulls_done = std::max(p->pulls_done, settings_.settle.attempts);  // no point asking again
+    settle_failed(*p, "the session API does not know the session (404)");
+    return finish();
+  }
+  if (r.status < 200 || r.status >= 300) {
+    settle_failed(*p, "HTTP " + std::to_string(r.status));
+    return finish();
+  }
+  if (p->transcript) {
+    auto items = parse_transcript(r.body);
+    if (!items) {
+      settle_failed(*p, "transcript: " + items.error());
+      return finish();
+    }
+    store_.save_transcript(p->row_id, std::move(items).value(), nullptr);
+    return finish();
+  }
+  auto doc = parse_session_document(r.body);
+  if (!doc) {
+    settle_failed(*p, "session document: " + doc.error());
+    return finish();
+  }
+  if (doc.value().kind != session_event_kind::ended) {
+    settle_failed(*p, "the session is still " + (doc.value().status.empty() ? std::string("active")
+                                                                            : doc.value().status));
+    return finish();
+  }
+  session_event ev = std::move(doc).value();
+  if (ev.session_id.empty()) {
+    ev.session_id = p->session_id;
+  }
+  ++c.progress.settling;  // until the store has applied it
+  store_.apply_session(to_session_update(std::move(ev), std::move(r.body), "pull"),
+                       [this, p, alive = alive_](bool ok, update_outcome o) {
+                         if (!*alive) {
+                           return;
+                         }
+                         --p->campaign->progress.settling;
+                         if (!ok) {
+                           settle_failed(*p, "the store could not record it");
+                         } else {
+                           on_session_update(o);
+                         }
+                         pump();
+                       });
+  finish();
 }
 
 void dial_engine::arm_timer(steady_time wake) {
@@ -579,8 +908,11 @@ void dial_engine::arm_timer(steady_time wake) {
 }
 
 bool dial_engine::campaign_complete(const campaign_state& c) const {
+  const bool calls_done =
+      !options_.await_call_end ||
+      (c.progress.live == 0 && c.progress.settling == 0 && c.next_due_ms == 0 && !c.fetching_due);
   return c.ingest_done && c.exhausted && !c.fetching && c.ready.empty() && c.retries.empty() &&
-         c.progress.in_flight == 0;
+         c.progress.in_flight == 0 && calls_done;
 }
 
 void dial_engine::check_idle() {

@@ -11,8 +11,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <queue>
 #include <random>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -33,14 +36,19 @@ struct campaign_progress {
   std::int64_t failed = 0;
   std::int64_t unknown = 0;
   std::int64_t in_flight = 0;
+  std::int64_t live = 0;         // calls holding a slot until their session.ended
+  std::int64_t ended = 0;        // session.ended recorded (webhook or pull)
+  std::int64_t redials = 0;      // redials scheduled by an end reason
+  std::int64_t unconfirmed = 0;  // no session.ended in time: settling by pull
+  std::int64_t settling = 0;     // session or transcript pulls queued or in flight
 };
 
 struct trunk_progress {
   std::string name;
-  std::int64_t active = 0;    // DIALING + STARTED holding a slot
+  std::int64_t active = 0;  // DIALING + STARTED holding a slot
   std::int64_t capacity = 0;
   std::int64_t peak_active = 0;
-  std::int64_t holds = 0;     // Retry-After holds of the whole trunk
+  std::int64_t holds = 0;  // Retry-After holds of the whole trunk
 };
 
 class dial_engine {
@@ -49,6 +57,10 @@ class dial_engine {
     nanoseconds slot_grace{std::chrono::seconds(30)};
     std::size_t page_size = 1024;  // pending tasks fetched from the store at a time
     std::uint64_t seed = 0;        // jitter; 0 = random
+    // With a webhook listener, a campaign is complete only once every call it placed has ended
+    // (or been settled by pull) and no redial is waiting; without one, nobody would tell us.
+    bool await_call_end = false;
+    std::size_t max_pulls_in_flight = 4;
   };
 
   // `store`, `pool` and `clock` must outlive the engine.
@@ -68,6 +80,9 @@ class dial_engine {
   void ingest_finished(const std::string& campaign);
   // Stop claiming; requests in flight finish; then on_idle runs.
   void drain();
+  // A session event the store applied (from a webhook or a pull): frees the slot of an ended call,
+  // learns the session of a started one, wakes due redials and queues transcript pulls.
+  void on_session_update(const update_outcome& outcome);
 
   // Test hooks for a manual clock: the instant the engine's timer is armed for (max() when none),
   // and one scheduling pass at the clock's current time. The real timer firing early is harmless:
@@ -82,18 +97,28 @@ class dial_engine {
   struct campaign_state;
   struct trunk_state;
   struct attempt;
+  struct live_call;
+  struct pull;
 
   void pump();
   void pump_trunk(trunk_state& trunk, steady_time now, steady_time& wake);
   campaign_state* next_campaign(trunk_state& trunk, steady_time now, steady_time& wake);
   void refill(campaign_state& campaign);
   void dispatch(trunk_state& trunk, campaign_state& campaign, dial_task task, steady_time now);
-  void on_claimed(std::shared_ptr<attempt> a, bool claimed);
+  void on_claimed(std::shared_ptr<attempt> a, claim_outcome o);
   void write_ready(trunk_state& trunk, steady_time now, steady_time& wake);
   void send(std::shared_ptr<attempt> a);
   void on_response(std::shared_ptr<attempt> a, http_response response);
-  void hold_slot_until(trunk_state& trunk, steady_time until);
-  void release_expired_slots(trunk_state& trunk, steady_time now);
+  void hold_live(campaign_state& campaign, std::int64_t row_id, steady_time until,
+                 std::string session_id);
+  void release_live(std::int64_t row_id);
+  void expire_live(steady_time now, steady_time& wake);
+  void refill_due(campaign_state& campaign, std::int64_t now_ms);
+  void queue_pull(campaign_state& campaign, std::int64_t row_id, std::string session_id,
+                  bool transcript, int pulls_done, steady_time due);
+  void start_pulls(steady_time now, steady_time& wake);
+  void on_pull(std::shared_ptr<pull> p, http_response r);
+  void settle_failed(pull& p, std::string detail);
   void schedule_retry(campaign_state& campaign, dial_task task, steady_time due);
   void pause(campaign_state& campaign, std::string reason);
   void arm_timer(steady_time wake);
@@ -120,6 +145,15 @@ class dial_engine {
   std::size_t startup_loads_ = 0;
   std::function<void()> on_idle_;
   std::shared_ptr<bool> alive_;
+  // Calls holding a trunk slot after their request (STARTED, or UNKNOWN: maybe ringing), by row.
+  std::unordered_map<std::int64_t, live_call> live_;
+  std::priority_queue<std::pair<steady_time, std::int64_t>,
+                      std::vector<std::pair<steady_time, std::int64_t>>, std::greater<>>
+      live_deadlines_;
+  std::unordered_map<std::int64_t, attempt*> in_flight_;  // requests sent, not answered
+  std::vector<std::shared_ptr<pull>> pull_queue_;         // a heap by due time
+  std::size_t pulls_in_flight_ = 0;
+  std::int64_t last_anonymous_hold_ = 0;  // live_ keys below 0: holds no webhook can name
 };
 
 }  // namespace dialer

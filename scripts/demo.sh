@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job, with nothing to configure: agentix-sim on 127.0.0.1, a generated 1,000-row
-# campaign, dialerd at 50 calls/s and 60 concurrent, then a summary from both sides.
+# campaign, dialerd at 50 calls/s and 60 concurrent, signed webhooks back from the simulator
+# (session.created / session.ended, some lost and some repeated), no_answer and busy redialed,
+# then a summary from both sides and the results exported as CSV.
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,11 +29,20 @@ awk 'BEGIN {
 key="pk_demo_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 printf '%s\n' "$key" > "$run/api.key"
 chmod 600 "$run/api.key"
+printf 'whsec_demo_%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" > "$run/webhook-signing.key"
+chmod 600 "$run/webhook-signing.key"
+# A free loopback port for dialerd's webhook listener (the simulator must know it first).
+hook_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 "$build/sim/agentix-sim" --listen 127.0.0.1:0 --port-file "$run/sim.port" \
   --cert-dir "$run/sim-cert" --api-key-file "$run/api.key" \
   --ledger "$run/ledger.jsonl" --stats-file "$run/sim-stats.json" \
-  --call-duration 200ms..900ms > "$run/sim.out" 2> "$run/sim.err" &
+  --call-duration 200ms..900ms \
+  --end-reasons completed=0.7,no_answer=0.15,busy=0.1,voicemail=0.05 \
+  --webhook-url "http://127.0.0.1:$hook_port/webhooks/agentix" \
+  --webhook-signing-secret-file "$run/webhook-signing.key" \
+  --webhook-lose 0.02 --webhook-duplicate 0.05 --webhook-delay 0..300ms \
+  --webhook-log "$run/webhooks.jsonl" > "$run/sim.out" 2> "$run/sim.err" &
 sim_pid=$!
 trap 'kill "$sim_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do
@@ -48,9 +59,15 @@ api:
   ca_file: sim-cert/cert.pem
   pool: {connections: 16, request_timeout: 10s, idle_timeout: 30s}
 state_path: state.db
-# Until webhooks free slots (a later release), a started call holds its slot for
-# max_duration + slot_grace.
-slot_grace: 100ms
+# A call whose session.ended never comes frees its slot after max_duration + slot_grace and is
+# settled by pulling its session.
+slot_grace: 1s
+listen: {webhooks: "127.0.0.1:$hook_port"}
+webhooks:
+  path: /webhooks/agentix
+  allow_from: [127.0.0.1/32, "::1/128"]
+  signing_secret_files: webhook-signing.key
+settle: {attempts: 4, first_delay: 500ms, max_delay: 2s}
 trunks:
   demo-trunk: {phone_number_id: 6f1c2a9e-0000-4000-8000-000000000001, max_concurrent_calls: 60, calls_per_second: 50/s, burst: 5}
 campaigns: [demo-campaign.yaml]
@@ -61,10 +78,12 @@ agent_id: d796c919-7ef3-413a-8bf1-351b6442953a
 trunk: demo-trunk
 csv: {path: campaign.csv, phone_column: phone, task_id_column: task_id, default_region: AE}
 session_variables: {from_columns: [crmContactId, first_name], static: {offer: gold}}
-max_duration: 1s
+max_duration: 2s
+retry: {max_attempts: 3, redial_on: [no_answer, busy], redial_after: 2s}
 YAML
 
-echo "== dialerd: 1,000 rows at 50 calls/s, at most 60 concurrent, against agentix-sim on 127.0.0.1:$port"
+echo "== dialerd: 1,000 rows at 50 calls/s, at most 60 concurrent, against agentix-sim on 127.0.0.1:$port;"
+echo "   webhooks on 127.0.0.1:$hook_port (HMAC-signed; 2% lost, 5% repeated); no_answer/busy redialed after 2 s"
 status=0
 "$build/daemon/dialerd" --config "$run/dialerd.yaml" || status=$?
 
@@ -77,11 +96,20 @@ python3 - "$run/sim-stats.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"  calls placed            {s['placed']}")
-print(f"  duplicates (task/phone) {s['duplicates_by_task_id']} / {s['duplicates_by_phone']}")
+print(f"  repeat calls of a task  {s['duplicates_by_task_id']}   (the redials after no_answer / busy, each a new attempt)")
 print(f"  most active at once     {s['max_active']}   (cap 60)")
 print(f"  most starts in 100 ms   {s['max_starts_100ms']}   (burst 5 + 50/s x 0.1 s = 10)")
 print(f"  most starts in 1 s      {s['max_starts_1s']}   (burst 5 + 50 = 55)")
+w = s.get('webhooks', {})
+print(f"  webhooks delivered      {w.get('delivered', 0)}  (lost on purpose {w.get('lost', 0)}, repeated {w.get('duplicated', 0)})")
 PY
+if "$build/daemon/dialerd" export --help >/dev/null 2>&1; then
+  "$build/daemon/dialerd" export --config "$run/dialerd.yaml" --campaign demo --format csv \
+    --output "$run/results.csv"
+  echo
+  echo "== results ($run/results.csv), first lines"
+  head -4 "$run/results.csv" | cut -c1-160
+fi
 echo
 echo "rejects: $run/state.db.rejects.jsonl   ledger: $run/ledger.jsonl   state: $run/state.db"
 exit $status

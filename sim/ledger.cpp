@@ -11,10 +11,11 @@
 
 namespace dialer::sim {
 
-ledger::ledger(const std::string& path) {
+ledger::ledger(const std::string& path, std::string label) : label_(std::move(label)) {
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) {
-    throw std::runtime_error("--ledger: cannot open '" + path + "': " + std::strerror(errno));
+    throw std::runtime_error("--" + label_ + ": cannot open '" + path +
+                             "': " + std::strerror(errno));
   }
   buffer_.reserve(flush_threshold * 2);
 }
@@ -28,6 +29,7 @@ ledger::~ledger() {
 
 ledger::ledger(ledger&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
+      label_(std::move(other.label_)),
       buffer_(std::move(other.buffer_)),
       errors_(other.errors_) {}
 
@@ -38,6 +40,7 @@ ledger& ledger::operator=(ledger&& other) noexcept {
       ::close(fd_);
     }
     fd_ = std::exchange(other.fd_, -1);
+    label_ = std::move(other.label_);
     buffer_ = std::move(other.buffer_);
     errors_ = other.errors_;
   }
@@ -63,7 +66,7 @@ void ledger::flush() {
     }
     if (n <= 0) {
       if (errors_++ == 0) {
-        std::cerr << "agentix-sim: ledger write failed: " << std::strerror(errno) << "\n";
+        std::cerr << "agentix-sim: " << label_ << " write failed: " << std::strerror(errno) << "\n";
       }
       break;
     }

@@ -1,7 +1,8 @@
 #pragma once
-// The JSONL ledger of placed calls. Lines are appended to a memory buffer and written out when it
-// passes 64 KiB and on flush(), which the server calls every 100 ms and at exit, so a placement
-// costs no system call. Not thread-safe: the simulator calls it under its lock.
+// The JSONL ledger of placed calls (and, with another label, the webhook log). Lines are appended
+// to a memory buffer and written out when it passes 64 KiB and on flush(), which the server calls
+// every 100 ms and at exit, so a placement costs no system call. Not thread-safe: its owner calls
+// it under its lock.
 #include <string>
 #include <string_view>
 
@@ -10,8 +11,9 @@ namespace dialer::sim {
 class ledger {
  public:
   ledger() = default;  // disabled: append() and flush() do nothing
-  // Truncates or creates `path`; throws std::runtime_error if it cannot.
-  explicit ledger(const std::string& path);
+  // Truncates or creates `path`; throws std::runtime_error if it cannot. `label` names it in
+  // messages ("ledger": "--ledger: cannot open …", "ledger write failed").
+  explicit ledger(const std::string& path, std::string label = "ledger");
   ~ledger();
   ledger(const ledger&) = delete;
   ledger& operator=(const ledger&) = delete;
@@ -30,6 +32,7 @@ class ledger {
  private:
   static constexpr std::size_t flush_threshold = 64 * 1024;
   int fd_ = -1;
+  std::string label_;
   std::string buffer_;
   long errors_ = 0;
 };

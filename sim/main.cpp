@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include "sim/sim_config.hpp"
 #include "sim/simulator.hpp"
 #include "sim/tls_cert.hpp"
+#include "sim/webhook_client.hpp"
 
 int main(int argc, char** argv) {
   using namespace dialer::sim;
@@ -42,17 +44,32 @@ int main(int argc, char** argv) {
     simulator sim(*config, clock, seed);
     sim_server server(sim, server_options{config->listen_host, config->listen_port, config->threads,
                                           tls, config->idle_timeout});
+    std::optional<webhook_sender> webhooks;
+    if (sim.webhooks() != nullptr) {
+      webhooks.emplace(*sim.webhooks(), clock);
+    }
     const std::string host = config->listen_host.find(':') != std::string::npos
                                  ? "[" + config->listen_host + "]"
                                  : config->listen_host;
     std::cerr << "agentix-sim: listening on https://" << host << ":" << server.port() << " (seed "
               << seed << ", " << config->threads << " thread" << (config->threads == 1 ? "" : "s")
-              << ")" << std::endl;
+              << ")";
+    if (config->webhooks.enabled()) {
+      std::cerr << ", webhooks to http://" << config->webhooks.url.host_header
+                << config->webhooks.url.target;
+    }
+    std::cerr << std::endl;
     if (!config->port_file.empty()) {
       write_file_atomically(config->port_file, std::to_string(server.port()));
     }
 
+    if (webhooks) {
+      webhooks->start();
+    }
     server.run();
+    if (webhooks) {
+      webhooks->stop();  // bounded by --webhook-drain
+    }
 
     sim.flush_ledger();
     const std::string stats = sim.stats_json();
@@ -62,6 +79,10 @@ int main(int argc, char** argv) {
     std::cout << stats << std::endl;
     if (sim.ledger_errors() > 0) {
       std::cerr << "agentix-sim: the ledger is incomplete (write errors)\n";
+      return 3;
+    }
+    if (sim.webhooks() != nullptr && sim.webhooks()->log_errors() > 0) {
+      std::cerr << "agentix-sim: the webhook log is incomplete (write errors)\n";
       return 3;
     }
     return 0;

@@ -54,15 +54,23 @@ std::int64_t rounded_seconds(nanoseconds d) {
 
 }  // namespace
 
-void session_store::add(session_record record, std::string& id_out) {
+const session_record& session_store::add(session_record record, std::string& id_out) {
   const std::uint64_t index = records_.size();
   record.random_half = (record.random_half & ~std::uint64_t{0xf000}) | 0x4000;
   record.agent_id = arena_.store(record.agent_id);
   record.to_phone_number = arena_.store(record.to_phone_number);
   record.session_variables_json = arena_.store(record.session_variables_json);
-  const std::uint64_t hi = record.random_half;
-  const std::uint64_t lo = variant | ((index * scramble + salt_) & index_mask);
+  record.task_id = arena_.store(record.task_id);
+  record.campaign_id = arena_.store(record.campaign_id);
   records_.push_back(record);
+  append_id(index, record.random_half, id_out);
+  return records_.back();
+}
+
+void session_store::append_id(std::uint64_t index, std::uint64_t random_half,
+                              std::string& id_out) const {
+  const std::uint64_t hi = random_half;
+  const std::uint64_t lo = variant | ((index * scramble + salt_) & index_mask);
   // 8-4-4-4-12
   append_hex(id_out, hi, 0, 8);
   id_out.push_back('-');
@@ -96,14 +104,33 @@ const session_record* session_store::find(std::string_view id) const {
   return &records_[index];
 }
 
-void append_session_json(std::string& out, std::string_view session_id,
-                         std::string_view phone_number_id, const session_record& s,
-                         steady_time now) {
-  const bool ended = s.ended(now);
-  out.append("{\"sessionId\":");
-  append_json_string(out, session_id);
-  out.append(",\"status\":");
-  out.append(ended ? "\"ended\"" : "\"active\"");
+std::string_view to_string(session_event e) {
+  return e == session_event::created ? "session.created" : "session.ended";
+}
+
+session_analysis analysis_of(const session_record& s) {
+  if (!has_conversation(s.reason)) {
+    return {"", "unresolved", "neutral", false, false};
+  }
+  // The fake analysis varies with the session so consumers cannot hard-code one answer.
+  static constexpr std::array<std::string_view, 4> intents = {
+      "renewal_interest", "not_interested", "callback_requested", "information_request"};
+  static constexpr std::array<std::string_view, 3> sentiments = {"positive", "neutral", "negative"};
+  const std::uint64_t pick = s.random_half >> 16;
+  const std::string_view intent = intents[pick % intents.size()];
+  return {intent, "resolved", sentiments[(pick >> 8) % sentiments.size()], true,
+          intent == "callback_requested"};
+}
+
+std::int64_t duration_seconds(const session_record& s) {
+  return rounded_seconds(s.duration);
+}
+
+namespace {
+
+// Everything after "sessionId": shared by the session document and both webhook payloads.
+void append_session_fields(std::string& out, std::string_view phone_number_id,
+                           const session_record& s, bool ended) {
   out.append(",\"timestamp\":\"");
   const auto end_wall =
       s.placed_wall + std::chrono::duration_cast<system_time::duration>(s.duration);
@@ -118,25 +145,48 @@ void append_session_json(std::string& out, std::string_view session_id,
   out.append(s.session_variables_json);
   out.push_back('}');
   if (ended) {
-    // The fake analysis varies with the session so consumers cannot hard-code one answer.
-    static constexpr std::array<std::string_view, 4> intents = {
-        "renewal_interest", "not_interested", "callback_requested", "information_request"};
-    static constexpr std::array<std::string_view, 3> sentiments = {"positive", "neutral",
-                                                                   "negative"};
-    const std::uint64_t pick = s.random_half >> 16;
+    const session_analysis a = analysis_of(s);
     out.append(",\"durationSeconds\":");
-    append_int(out, rounded_seconds(s.duration));
-    out.append(",\"endReason\":");
-    out.append(s.hit_max_duration ? "\"max_duration\"" : "\"completed\"");
-    out.append(",\"analysis\":{\"intent\":\"");
-    out.append(intents[pick % intents.size()]);
-    out.append("\",\"resolution\":\"resolved\",\"sentiment\":\"");
-    out.append(sentiments[(pick >> 8) % sentiments.size()]);
-    out.append("\",\"data\":{\"callback_requested\":\"");
-    out.append(intents[pick % intents.size()] == "callback_requested" ? "true" : "false");
-    out.append("\"}}");
+    append_int(out, duration_seconds(s));
+    out.append(",\"endReason\":\"");
+    out.append(to_string(s.reason));
+    out.append("\",\"analysis\":{\"intent\":\"");
+    out.append(a.intent);
+    out.append("\",\"resolution\":\"");
+    out.append(a.resolution);
+    out.append("\",\"sentiment\":\"");
+    out.append(a.sentiment);
+    out.append("\",\"data\":{");
+    if (a.has_data) {
+      out.append("\"callback_requested\":\"");
+      out.append(a.callback_requested ? "true" : "false");
+      out.push_back('"');
+    }
+    out.append("}}");
   }
   out.push_back('}');
+}
+
+}  // namespace
+
+void append_session_json(std::string& out, std::string_view session_id,
+                         std::string_view phone_number_id, const session_record& s,
+                         steady_time now) {
+  const bool ended = s.ended(now);
+  out.append("{\"sessionId\":");
+  append_json_string(out, session_id);
+  out.append(",\"status\":");
+  out.append(ended ? "\"ended\"" : "\"active\"");
+  append_session_fields(out, phone_number_id, s, ended);
+}
+
+void append_event_json(std::string& out, session_event event, std::string_view session_id,
+                       std::string_view phone_number_id, const session_record& s) {
+  out.append("{\"event\":\"");
+  out.append(to_string(event));
+  out.append("\",\"sessionId\":");
+  append_json_string(out, session_id);
+  append_session_fields(out, phone_number_id, s, event == session_event::ended);
 }
 
 void append_messages_json(std::string& out, const session_record& s, steady_time now) {
@@ -154,6 +204,9 @@ void append_messages_json(std::string& out, const session_record& s, steady_time
   out.append("{\"items\":[");
   bool first = true;
   for (const turn& t : turns) {
+    if (!has_conversation(s.reason)) {
+      break;  // nobody answered: no transcript
+    }
     const nanoseconds offset = s.duration * t.at_quarter / 4;
     if (t.at_quarter > 0 && now < s.placed + offset) {
       break;

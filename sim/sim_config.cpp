@@ -1,5 +1,7 @@
 #include "sim/sim_config.hpp"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -86,10 +88,11 @@ void parse_listen(std::string_view text, sim_config& cfg) {
   cfg.listen_port = static_cast<std::uint16_t>(parse_int("--listen port", port, 0, 65535));
 }
 
-std::string read_key_file(const std::string& path) {
+// The file's content without trailing whitespace (as dialerd reads its secrets). Never echoed.
+std::string read_secret_file(std::string_view option, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw config_error("--api-key-file: cannot read " + quoted(path));
+    throw config_error(std::string(option) + ": cannot read " + quoted(path));
   }
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -99,9 +102,130 @@ std::string read_key_file(const std::string& path) {
     key.pop_back();
   }
   if (key.empty()) {
-    throw config_error("--api-key-file: " + quoted(path) + " is empty");
+    throw config_error(std::string(option) + ": " + quoted(path) + " is empty");
   }
   return key;
+}
+
+// A header value cannot hold control characters (a CR or LF would split the request).
+std::string read_header_secret(std::string_view option, const std::string& path) {
+  std::string value = read_secret_file(option, path);
+  for (const char c : value) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      throw config_error(std::string(option) + ": " + quoted(path) +
+                         " holds a control character; the secret must fit in a header");
+    }
+  }
+  return value;
+}
+
+std::string header_name(std::string_view option, std::string_view text) {
+  static constexpr std::string_view reserved[] = {"host", "content-length", "content-type",
+                                                  "connection", "transfer-encoding"};
+  bool ok = !text.empty() && text.size() <= 64;
+  std::string lowered;
+  for (const char c : text) {
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '_');
+    lowered.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  }
+  if (!ok) {
+    throw config_error(std::string(option) +
+                       ": expected a header name like X-Agentix-Signature, got " + quoted(text));
+  }
+  for (const std::string_view r : reserved) {
+    if (lowered == r) {
+      throw config_error(std::string(option) + ": " + quoted(text) + " is set by the simulator");
+    }
+  }
+  return std::string(text);
+}
+
+struct webhook_seen {
+  bool any = false;  // any --webhook-* option other than --webhook-url
+  bool secret_file = false;
+  bool secret_header = false;
+};
+
+duration_range range_option(std::string_view option, std::string_view text) {
+  try {
+    return parse_duration_range(text);
+  } catch (const config_error& e) {
+    throw config_error(std::string(option) + ": " + e.what());
+  }
+}
+
+nanoseconds positive_duration(std::string_view option, std::string_view text) {
+  nanoseconds d{};
+  try {
+    d = parse_duration(text);
+  } catch (const config_error& e) {
+    throw config_error(std::string(option) + ": " + e.what());
+  }
+  if (d <= nanoseconds::zero()) {
+    throw config_error(std::string(option) + ": must be positive");
+  }
+  return d;
+}
+
+void parse_webhook_option(std::string_view name, std::string_view value, webhook_options& w,
+                          webhook_seen& seen) {
+  seen.any = seen.any || name != "--webhook-url";
+  if (name == "--webhook-url") {
+    w.url = parse_webhook_url(value);
+  } else if (name == "--webhook-secret-file") {
+    w.secret = read_header_secret(name, std::string(value));
+    seen.secret_file = true;
+  } else if (name == "--webhook-secret-header") {
+    w.secret_header = header_name(name, value);
+    seen.secret_header = true;
+  } else if (name == "--webhook-signing-secret-file") {
+    w.signing_secret = read_secret_file(name, std::string(value));
+  } else if (name == "--webhook-signature-header") {
+    w.signature_header = header_name(name, value);
+  } else if (name == "--webhook-lose") {
+    w.lose = parse_probability(name, value);
+  } else if (name == "--webhook-duplicate") {
+    w.duplicate = parse_probability(name, value);
+  } else if (name == "--webhook-delay") {
+    w.delay = range_option(name, value);
+  } else if (name == "--webhook-backoff") {
+    w.backoff = range_option(name, value);
+    if (w.backoff.min <= nanoseconds::zero()) {
+      throw config_error("--webhook-backoff: MIN must be positive");
+    }
+  } else if (name == "--webhook-max-attempts") {
+    w.max_attempts = static_cast<int>(parse_int(name, value, 1, 100));
+  } else if (name == "--webhook-connections") {
+    w.connections = static_cast<int>(parse_int(name, value, 1, 1024));
+  } else if (name == "--webhook-queue-limit") {
+    w.queue_limit = parse_int(name, value, 1, 100'000'000);
+  } else if (name == "--webhook-timeout") {
+    w.timeout = positive_duration(name, value);
+  } else if (name == "--webhook-drain") {
+    try {
+      w.drain = parse_duration(value);
+    } catch (const config_error& e) {
+      throw config_error(std::string(name) + ": " + e.what());
+    }
+  } else if (name == "--webhook-log") {
+    w.log_path = std::string(value);
+  } else {
+    throw config_error("unknown option " + quoted(name) + " (see --help)");
+  }
+}
+
+void finish_webhook_options(webhook_options& w, const webhook_seen& seen) {
+  if (seen.any && !w.enabled()) {
+    // A forgotten URL would otherwise silently turn every other webhook option off.
+    throw config_error("--webhook-* options need --webhook-url");
+  }
+  if (seen.secret_header && !seen.secret_file) {
+    throw config_error("--webhook-secret-header needs --webhook-secret-file");
+  }
+  if (seen.secret_file && !seen.secret_header) {
+    w.secret_header = "X-Agentix-Webhook-Secret";  // dialerd's default
+  }
 }
 
 }  // namespace
@@ -174,6 +298,75 @@ duration_range parse_duration_range(std::string_view text) {
   return r;
 }
 
+webhook_url parse_webhook_url(std::string_view text) {
+  const auto fail = [&](std::string_view why) {
+    return config_error("--webhook-url: " + std::string(why) + ", got " + quoted(text));
+  };
+  constexpr std::string_view scheme = "http://";
+  if (text.substr(0, scheme.size()) != scheme) {
+    throw fail("expected http://HOST:PORT/PATH (plain HTTP)");
+  }
+  std::string_view rest = text.substr(scheme.size());
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  const std::string_view target = slash == std::string_view::npos ? "/" : rest.substr(slash);
+  if (target.find('#') != std::string_view::npos) {
+    throw fail("a fragment is not allowed");
+  }
+  for (const char c : target) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      throw fail("the path holds a space or control character");
+    }
+  }
+  if (authority.find('@') != std::string_view::npos) {
+    throw fail("user info is not allowed");
+  }
+  webhook_url url;
+  std::string_view host;
+  std::string_view port;
+  bool v6 = false;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) {
+      throw fail("unterminated [IPv6] host");
+    }
+    host = authority.substr(1, close - 1);
+    v6 = true;
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        throw fail("expected :PORT after the host");
+      }
+      port = after.substr(1);
+      if (port.empty()) {
+        throw fail("empty port");
+      }
+    }
+  } else {
+    const auto colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) {
+        throw fail("empty port");
+      }
+    }
+  }
+  const std::string host_text(host);
+  unsigned char address[16];
+  if (host.empty() || ::inet_pton(v6 ? AF_INET6 : AF_INET, host_text.c_str(), address) != 1) {
+    throw fail(v6 ? "the host is not an IPv6 address"
+                  : "the host must be an IP literal such as 127.0.0.1 or [::1]");
+  }
+  url.host = host_text;
+  if (!port.empty()) {
+    url.port = static_cast<std::uint16_t>(parse_int("--webhook-url port", port, 1, 65535));
+  }
+  url.target = std::string(target);
+  url.host_header = (v6 ? "[" + host_text + "]" : host_text) + ":" + std::to_string(url.port);
+  return url;
+}
+
 std::string_view sim_usage() {
   return R"(agentix-sim: a simulator of the Agentix API over TLS, for tests and benchmarks.
 
@@ -200,6 +393,26 @@ std::string_view sim_usage() {
   --rate-limit N/s            token bucket (burst N/10, at least 1); over it: 429 Retry-After: 1
   --max-active N              409 if placing would exceed N active calls
   --idle-timeout DURATION     close keep-alive connections idle this long (default 60s)
+  --end-reasons R=W,...       weights of completed, no_answer, busy, voicemail, failed
+                              (default completed=1); a capped call ends max_duration
+
+Webhooks (none unless --webhook-url is given):
+  --webhook-url URL           http://HOST[:PORT][/PATH], HOST an IP literal (127.0.0.1, [::1])
+  --webhook-secret-file PATH  send its content (trailing whitespace dropped) in a header
+  --webhook-secret-header N   that header (default X-Agentix-Webhook-Secret)
+  --webhook-signing-secret-file PATH
+                              sign: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+  --webhook-signature-header N  (default X-Agentix-Signature)
+  --webhook-lose P            per event: never delivered (logged "lost")
+  --webhook-duplicate P       per event: delivered twice, the copy after an extra delay
+  --webhook-delay MIN..MAX    per delivery, before its first attempt (default 0)
+  --webhook-backoff MIN..MAX  retry delays: MIN, doubling up to MAX (default 100ms..5s)
+  --webhook-max-attempts N    attempts before giving up (default 8)
+  --webhook-connections N     keep-alive connections, one request each (default 8)
+  --webhook-queue-limit N     pending deliveries kept; beyond: dropped (default 100000)
+  --webhook-timeout D         one attempt, connect to complete response (default 10s)
+  --webhook-drain D           at exit, time given to pending deliveries (default 1s)
+  --webhook-log PATH          JSONL: one line per delivered, duplicate, lost, dropped, gave-up
   --help
 )";
 }
@@ -209,6 +422,7 @@ std::optional<sim_config> parse_sim_args(const std::vector<std::string_view>& ar
   bool have_key = false;
   bool have_key_file = false;
   bool custom_phone_ids = false;
+  webhook_seen webhook_flags;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string_view name = args[i];
     std::string_view value;
@@ -241,7 +455,7 @@ std::optional<sim_config> parse_sim_args(const std::vector<std::string_view>& ar
       cfg.api_key = std::string(take());
       have_key = true;
     } else if (name == "--api-key-file") {
-      cfg.api_key = read_key_file(std::string(take()));
+      cfg.api_key = read_secret_file("--api-key-file", std::string(take()));
       have_key_file = true;
     } else if (name == "--phone-number-id") {
       const std::string_view id = take();
@@ -304,6 +518,10 @@ std::optional<sim_config> parse_sim_args(const std::vector<std::string_view>& ar
       }
     } else if (name == "--max-active") {
       cfg.max_active = parse_int("--max-active", take(), 1, 1'000'000'000);
+    } else if (name == "--end-reasons") {
+      cfg.end_reasons = parse_end_reasons(take());
+    } else if (name.substr(0, 10) == "--webhook-") {
+      parse_webhook_option(name, take(), cfg.webhooks, webhook_flags);
     } else {
       throw config_error("unknown option " + quoted(name) + " (see --help)");
     }
@@ -328,6 +546,7 @@ std::optional<sim_config> parse_sim_args(const std::vector<std::string_view>& ar
   if (sum > 1.0 + 1e-12) {
     throw config_error("the --fault-* probabilities add up to more than 1");
   }
+  finish_webhook_options(cfg.webhooks, webhook_flags);
   return cfg;
 }
 

@@ -48,7 +48,11 @@ simulator::simulator(const sim_config& config, const sim_clock& clock, std::uint
       rng_(seed),
       limiter_(config.rate_limit_per_s),
       sessions_(rng_.next()),
-      ledger_(config.ledger_path.empty() ? ledger() : ledger(config.ledger_path)) {}
+      ledger_(config.ledger_path.empty() ? ledger() : ledger(config.ledger_path)),
+      webhooks_(config.webhooks.enabled()
+                    ? std::make_unique<webhook_queue>(config_.webhooks, sessions_,
+                                                      config_.phone_number_ids)
+                    : nullptr) {}
 
 bool simulator::authorized(const sim_request& req) const {
   if (!req.x_api_key.empty()) {
@@ -313,15 +317,25 @@ void simulator::start_call(const sim_request& req, std::string_view phone_number
   record.placed = now;
   record.placed_wall = wall;
   record.duration = duration;
-  record.hit_max_duration = capped;
+  // From the session's own bits, not a further draw: the end reason costs no PRNG state, so a
+  // seed replays the same sessions whatever --end-reasons says.
+  record.reason =
+      capped ? end_reason::max_duration : pick_end_reason(config_.end_reasons, record.random_half);
   record.phone_number_index = static_cast<std::uint32_t>(phone_index);
   record.agent_id = call.agent_id;
   record.to_phone_number = call.to_phone_number;
   record.session_variables_json = call.session_variables_json;
+  record.task_id = call.task_id;
+  record.campaign_id = call.campaign_id;
   thread_local std::string session_id;
   session_id.clear();
-  sessions_.add(record, session_id);
+  const session_record& stored = sessions_.add(record, session_id);
   stats_.on_placed(now, wall, duration, call.campaign_id, call.task_id, call.to_phone_number);
+  if (webhooks_) {
+    // Scheduled before the response exists: with no --webhook-delay, session.created can reach
+    // the receiver before the client has read the 201.
+    webhooks_->on_placed(stored, sessions_.size() - 1, now, rng_);
+  }
 
   if (ledger_.enabled()) {
     std::string& line = ledger_.buffer();
@@ -343,7 +357,11 @@ void simulator::start_call(const sim_request& req, std::string_view phone_number
     append_int(line, std::chrono::duration_cast<milliseconds>(duration).count());
     line.append(",\"outcome\":\"");
     line.append(outcome_name(fault));
-    line.append("\"}\n");
+    line.append("\",\"endReason\":\"");
+    line.append(to_string(stored.reason));
+    line.append("\",\"durationSeconds\":");
+    append_int(line, duration_seconds(stored));
+    line.append("}\n");
     ledger_.line_done();
   }
 
@@ -378,7 +396,13 @@ long simulator::ledger_errors() {
 
 std::string simulator::stats_json() {
   const std::lock_guard lock(mutex_);
-  return stats_.to_json(clock_.steady_now());
+  std::string out = stats_.to_json(clock_.steady_now());
+  if (webhooks_) {
+    out.pop_back();  // the closing brace
+    webhooks_->append_stats_json(out);
+    out.push_back('}');
+  }
+  return out;
 }
 
 }  // namespace dialer::sim

@@ -5,6 +5,7 @@
 // from any thread; shared state is behind one mutex, held only for the part of a request that
 // touches it (validation and response formatting run outside it).
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 #include "sim/sim_config.hpp"
 #include "sim/sim_stats.hpp"
 #include "sim/sim_time.hpp"
+#include "sim/webhook_queue.hpp"
 
 namespace dialer::sim {
 
@@ -50,7 +52,7 @@ struct sim_response {
 
 class simulator {
  public:
-  // `clock` must outlive the simulator. Throws if the ledger cannot be opened.
+  // `clock` must outlive the simulator. Throws if the ledger or the webhook log cannot be opened.
   simulator(const sim_config& config, const sim_clock& clock, std::uint64_t seed);
 
   // The delay to add before answering this request: a draw from --latency for calls/start,
@@ -65,7 +67,12 @@ class simulator {
   // Writes buffered ledger lines out (the server calls it every 100 ms and at exit).
   void flush_ledger();
   [[nodiscard]] long ledger_errors();
+  // The stats document; with webhooks configured it ends with their counters.
   [[nodiscard]] std::string stats_json();
+
+  // The deliveries of this simulator's webhooks, for the sender (webhook_client.hpp); nullptr
+  // without --webhook-url. Lives as long as the simulator.
+  [[nodiscard]] webhook_queue* webhooks() { return webhooks_.get(); }
 
  private:
   void list_phone_numbers(std::string_view query, sim_response& out);
@@ -86,6 +93,7 @@ class simulator {
   rate_limiter limiter_;
   session_store sessions_;  // after rng_: its salt is the first draw
   ledger ledger_;
+  std::unique_ptr<webhook_queue> webhooks_;  // after sessions_, which it reads
 };
 
 }  // namespace dialer::sim

@@ -3,7 +3,10 @@
 // requests/s, statuses and latency percentiles. Not a dialer: it measures the simulator.
 //
 //   agentix-sim-load --port P --ca DIR/cert.pem --api-key KEY [--connections 64] [--seconds 10]
-//                    [--host 127.0.0.1] [--phone-number-id ID]
+//                    [--host 127.0.0.1] [--phone-number-id ID] [--requests N]
+//
+// --requests N sends N requests in all and stops once they are answered (or --seconds pass):
+// a fixed batch of calls, e.g. to measure how fast their webhooks are delivered.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -37,6 +40,7 @@ struct options {
   std::string phone_number_id = "6f1c2a9e-0000-4000-8000-000000000001";
   int connections = 64;
   double seconds = 10;
+  std::uint64_t requests = 0;  // 0: unlimited
 };
 
 struct conn {
@@ -79,6 +83,8 @@ options parse(int argc, char** argv) {
       o.connections = std::stoi(next());
     } else if (a == "--seconds") {
       o.seconds = std::stod(next());
+    } else if (a == "--requests") {
+      o.requests = std::stoull(next());
     } else {
       die("unknown option " + std::string(a));
     }
@@ -112,7 +118,7 @@ class load {
       send(i);
     }
     std::vector<epoll_event> events(conns_.size());
-    while (clock_type::now() < end) {
+    while (clock_type::now() < end && (o_.requests == 0 || answered_ < o_.requests)) {
       const int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 100);
       for (int k = 0; k < n; ++k) {
         const auto i = static_cast<std::size_t>(events[k].data.u64);
@@ -169,6 +175,9 @@ class load {
 
   void send(std::size_t i) {
     conn& c = conns_[i];
+    if (o_.requests != 0 && seq_ >= o_.requests) {
+      return;  // the batch is out; this connection stays idle
+    }
     const std::uint64_t n = seq_++;
     char body[512];
     const int len = std::snprintf(
@@ -252,6 +261,7 @@ class load {
     }
     const int status = std::atoi(c.in.c_str() + 9);
     ++statuses_[status];
+    ++answered_;
     latencies_us_.push_back(static_cast<std::uint32_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - c.sent).count()));
     c.in.erase(0, header_end + 4 + length);
@@ -292,6 +302,7 @@ class load {
   int ep_ = -1;
   std::vector<conn> conns_;
   std::uint64_t seq_ = 0;
+  std::uint64_t answered_ = 0;
   std::uint64_t connects_ = 0;
   std::uint64_t errors_ = 0;
   std::map<int, std::uint64_t> statuses_;

@@ -1,18 +1,26 @@
 #include "tests/support/harness.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
+#include <simdjson.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
-#include <simdjson.h>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "core/task.hpp"
 
@@ -27,6 +35,11 @@ temp_dir::temp_dir() {
 }
 
 temp_dir::~temp_dir() {
+  // For post-mortems of a failed run: DIALER_TEST_KEEP_DIRS=1 keeps the folder and names it.
+  if (const char* keep = std::getenv("DIALER_TEST_KEEP_DIRS"); keep != nullptr && *keep == '1') {
+    std::fprintf(stderr, "kept %s\n", path_.c_str());
+    return;
+  }
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
@@ -219,6 +232,15 @@ void simulator::stop() {
       }
     }
   }
+  simdjson::dom::object webhooks;
+  if (stats["webhooks"].get_object().get(webhooks) == simdjson::SUCCESS) {
+    for (auto [k, v] : webhooks) {
+      int64_t n = 0;
+      if (v.get_int64().get(n) == simdjson::SUCCESS) {
+        stats_.webhooks[std::string(k)] = static_cast<long>(n);
+      }
+    }
+  }
   std::ifstream ledger(dir_ / "ledger.jsonl");
   std::string line;
   while (std::getline(ledger, line)) {
@@ -226,9 +248,19 @@ void simulator::stop() {
     if (parser.parse(line).get(e) != simdjson::SUCCESS) {
       throw std::runtime_error("bad ledger line: " + line);
     }
-    ledger_.push_back({get_string(e, "task_id"), get_string(e, "campaign_id"),
-                       get_string(e, "phone"), get_string(e, "session_id"),
-                       get_string(e, "idempotency_key"), get_string(e, "outcome")});
+    ledger_entry entry;
+    entry.task_id = get_string(e, "task_id");
+    entry.campaign_id = get_string(e, "campaign_id");
+    entry.phone = get_string(e, "phone");
+    entry.session_id = get_string(e, "session_id");
+    entry.idempotency_key = get_string(e, "idempotency_key");
+    entry.outcome = get_string(e, "outcome");
+    entry.ts_ms = get_long(e, "ts_ms");
+    entry.mono_ns = get_long(e, "mono_ns");
+    entry.duration_ms = get_long(e, "duration_ms");
+    entry.end_reason = get_string(e, "endReason");
+    entry.duration_seconds = get_long(e, "durationSeconds");
+    ledger_.push_back(std::move(entry));
   }
 }
 
@@ -267,7 +299,8 @@ std::filesystem::path write_dialer_config(const temp_dir& dir, const simulator& 
     << "  main: {phone_number_id: " << default_phone_number_id
     << ", max_concurrent_calls: " << s.concurrency << ", calls_per_second: " << s.rate
     << ", burst: " << s.burst << "}\n"
-    << "campaigns: [campaign.yaml]\n";
+    << "campaigns: [campaign.yaml]\n"
+    << s.extra_daemon_yaml;
   write_file(dir / "dialerd.yaml", d.str());
   std::ostringstream c;
   c << "id: it-campaign\n"
@@ -277,7 +310,8 @@ std::filesystem::path write_dialer_config(const temp_dir& dir, const simulator& 
        "default_region: AE}\n"
     << "session_variables: {from_columns: [crmContactId, first_name], static: {offer: gold}}\n"
     << "max_duration: " << s.max_duration << "\n"
-    << "retry: {max_attempts: " << s.max_attempts << ", backoff_base: 50ms, backoff_max: 1s}\n"
+    << "retry: {max_attempts: " << s.max_attempts << ", backoff_base: 50ms, backoff_max: 1s"
+    << s.extra_retry_yaml << "}\n"
     << s.extra_campaign_yaml;
   write_file(dir / "campaign.yaml", c.str());
   return dir / "dialerd.yaml";
@@ -327,6 +361,373 @@ std::map<std::string, task_row> read_tasks(const std::filesystem::path& db) {
   sqlite3_finalize(st);
   sqlite3_close(conn);
   return rows;
+}
+
+int pick_free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    throw std::runtime_error("socket failed");
+  }
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot bind 127.0.0.1:0");
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+namespace {
+
+// A read-only connection to the state database; every query runs to completion at once.
+class db_reader {
+ public:
+  explicit db_reader(const std::filesystem::path& db) {
+    if (sqlite3_open_v2(db.c_str(), &conn_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+      sqlite3_close(conn_);
+      throw std::runtime_error("cannot open " + db.string());
+    }
+    // dialerd may be committing while a test reads.
+    sqlite3_busy_timeout(conn_, 5000);
+  }
+  ~db_reader() { sqlite3_close(conn_); }
+  db_reader(const db_reader&) = delete;
+  db_reader& operator=(const db_reader&) = delete;
+
+  // Calls `row` for each result row of `sql`.
+  template <typename F>
+  void query(const std::string& sql, F&& row) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(conn_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+      throw std::runtime_error("cannot prepare \"" + sql + "\": " + sqlite3_errmsg(conn_));
+    }
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      row(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+      throw std::runtime_error("cannot run \"" + sql + "\": " + sqlite3_errmsg(conn_));
+    }
+  }
+
+ private:
+  sqlite3* conn_ = nullptr;
+};
+
+std::string text_column(sqlite3_stmt* st, int i) {
+  const unsigned char* t = sqlite3_column_text(st, i);
+  return t == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(t));
+}
+
+std::optional<std::int64_t> int_column(sqlite3_stmt* st, int i) {
+  if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+    return std::nullopt;
+  }
+  return sqlite3_column_int64(st, i);
+}
+
+}  // namespace
+
+std::map<std::string, task_result> read_results(const std::filesystem::path& db) {
+  db_reader r(db);
+  std::map<std::string, task_result> rows;
+  r.query(
+      "SELECT task_id, state, session_id, error_class, detail, attempts, end_reason, duration_s, "
+      "intent, resolution, sentiment, analysis_data, ended_ms, result_source, previous_sessions, "
+      "redial_at_ms FROM tasks",
+      [&](sqlite3_stmt* st) {
+        task_result t;
+        t.task_id = text_column(st, 0);
+        t.state = std::string(to_string(static_cast<task_state>(sqlite3_column_int(st, 1))));
+        t.session_id = text_column(st, 2);
+        t.error_class = text_column(st, 3);
+        t.detail = text_column(st, 4);
+        t.attempts = sqlite3_column_int(st, 5);
+        t.end_reason = text_column(st, 6);
+        t.duration_s = int_column(st, 7);
+        t.intent = text_column(st, 8);
+        t.resolution = text_column(st, 9);
+        t.sentiment = text_column(st, 10);
+        t.analysis_data = text_column(st, 11);
+        t.ended_ms = int_column(st, 12);
+        t.result_source = text_column(st, 13);
+        t.previous_sessions = text_column(st, 14);
+        t.redial_at_ms = int_column(st, 15);
+        rows.emplace(t.task_id, std::move(t));
+      });
+  return rows;
+}
+
+std::vector<event_row> read_events(const std::filesystem::path& db) {
+  db_reader r(db);
+  std::vector<event_row> rows;
+  r.query(
+      "SELECT id, source, event, session_id, campaign, task_id, row_id, verdict, reason "
+      "FROM events ORDER BY id",
+      [&](sqlite3_stmt* st) {
+        event_row e;
+        e.id = sqlite3_column_int64(st, 0);
+        e.source = text_column(st, 1);
+        e.event = text_column(st, 2);
+        e.session_id = text_column(st, 3);
+        e.campaign = text_column(st, 4);
+        e.task_id = text_column(st, 5);
+        e.row_id = int_column(st, 6);
+        e.verdict = text_column(st, 7);
+        e.reason = text_column(st, 8);
+        rows.push_back(std::move(e));
+      });
+  return rows;
+}
+
+std::int64_t count_rows(const std::filesystem::path& db, const std::string& table) {
+  db_reader r(db);
+  std::int64_t n = -1;
+  r.query("SELECT count(*) FROM \"" + table + "\"",
+          [&](sqlite3_stmt* st) { n = sqlite3_column_int64(st, 0); });
+  return n;
+}
+
+std::vector<std::string> snapshot_table(const std::filesystem::path& db, const std::string& table) {
+  db_reader r(db);
+  std::vector<std::string> rows;
+  r.query("SELECT * FROM \"" + table + "\" ORDER BY rowid", [&](sqlite3_stmt* st) {
+    std::string line;
+    for (int i = 0; i < sqlite3_column_count(st); ++i) {
+      line += i == 0 ? "" : "|";
+      line += sqlite3_column_name(st, i);
+      line += '=';
+      if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+        line += "NULL";
+      } else {
+        line += '\'' + text_column(st, i) + '\'';
+      }
+    }
+    rows.push_back(std::move(line));
+  });
+  return rows;
+}
+
+std::vector<webhook_log_entry> read_webhook_log(const std::filesystem::path& path) {
+  std::vector<webhook_log_entry> out;
+  std::ifstream in(path);
+  std::string line;
+  simdjson::dom::parser parser;
+  while (std::getline(in, line)) {
+    simdjson::dom::element e;
+    if (parser.parse(line).get(e) != simdjson::SUCCESS) {
+      throw std::runtime_error("bad webhook log line: " + line);
+    }
+    webhook_log_entry w;
+    w.event = get_string(e, "event");
+    w.session_id = get_string(e, "sessionId");
+    w.task_id = get_string(e, "taskId");
+    w.campaign_id = get_string(e, "campaignId");
+    w.result = get_string(e, "result");
+    w.attempts = static_cast<int>(get_long(e, "attempts"));
+    w.status = static_cast<int>(get_long(e, "status"));
+    w.end_reason = get_string(e, "endReason");
+    w.duration_seconds = get_long(e, "durationSeconds");
+    w.intent = get_string(e, "intent");
+    w.resolution = get_string(e, "resolution");
+    w.sentiment = get_string(e, "sentiment");
+    w.ts_ms = get_long(e, "ts_ms");
+    w.mono_ns = get_long(e, "mono_ns");
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+namespace {
+
+void append_json_key(std::string_view key, std::string& out) {
+  out += '"';
+  for (const char ch : key) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(ch));
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+}
+
+void append_canonical(simdjson::dom::element e, std::string& out) {
+  switch (e.type()) {
+    case simdjson::dom::element_type::ARRAY: {
+      out += '[';
+      bool first = true;
+      for (simdjson::dom::element x : e.get_array()) {
+        out += first ? "" : ",";
+        first = false;
+        append_canonical(x, out);
+      }
+      out += ']';
+      return;
+    }
+    case simdjson::dom::element_type::OBJECT: {
+      std::vector<std::pair<std::string_view, simdjson::dom::element>> fields;
+      for (auto [k, v] : e.get_object()) {
+        fields.emplace_back(k, v);
+      }
+      std::sort(fields.begin(), fields.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      out += '{';
+      bool first = true;
+      for (const auto& [k, v] : fields) {
+        out += first ? "" : ",";
+        first = false;
+        append_json_key(k, out);
+        out += ':';
+        append_canonical(v, out);
+      }
+      out += '}';
+      return;
+    }
+    default:
+      out += simdjson::minify(e);
+      return;
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> canonical_json(std::string_view text) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  if (parser.parse(simdjson::padded_string(text)).get(e) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  std::string out;
+  append_canonical(e, out);
+  return out;
+}
+
+namespace {
+
+// A blocking HTTP/1.1 client over one TLS connection: enough to read the simulator's session
+// documents after a run.
+class tls_client {
+ public:
+  tls_client(int port, const std::filesystem::path& ca_file) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      throw std::runtime_error("cannot connect to the simulator");
+    }
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (ctx_ == nullptr || SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr) != 1) {
+      throw std::runtime_error("cannot load " + ca_file.string());
+    }
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    ssl_ = SSL_new(ctx_);
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), "127.0.0.1");
+    SSL_set_fd(ssl_, fd_);
+    if (SSL_connect(ssl_) != 1) {
+      throw std::runtime_error("TLS handshake with the simulator failed");
+    }
+  }
+  ~tls_client() {
+    if (ssl_ != nullptr) {
+      SSL_free(ssl_);
+    }
+    if (ctx_ != nullptr) {
+      SSL_CTX_free(ctx_);
+    }
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  tls_client(const tls_client&) = delete;
+  tls_client& operator=(const tls_client&) = delete;
+
+  // Sends `request` and reads one response with a Content-Length body: (status, body).
+  std::pair<int, std::string> exchange(const std::string& request) {
+    if (SSL_write(ssl_, request.data(), static_cast<int>(request.size())) <= 0) {
+      throw std::runtime_error("TLS write to the simulator failed");
+    }
+    std::size_t header_end = std::string::npos;
+    while ((header_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
+      read_more();
+    }
+    const std::string head = buffer_.substr(0, header_end);
+    if (head.size() < 12 || head.compare(0, 5, "HTTP/") != 0) {
+      throw std::runtime_error("bad response from the simulator: " + head);
+    }
+    const int status = std::stoi(head.substr(9, 3));
+    std::string lower = head;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::size_t cl = lower.find("\r\ncontent-length:");
+    if (cl == std::string::npos) {
+      throw std::runtime_error("simulator response without Content-Length");
+    }
+    const std::size_t length = std::stoul(head.substr(cl + 17));
+    const std::size_t total = header_end + 4 + length;
+    while (buffer_.size() < total) {
+      read_more();
+    }
+    std::string body = buffer_.substr(header_end + 4, length);
+    buffer_.erase(0, total);
+    return {status, std::move(body)};
+  }
+
+ private:
+  void read_more() {
+    char chunk[16384];
+    const int n = SSL_read(ssl_, chunk, sizeof chunk);
+    if (n <= 0) {
+      throw std::runtime_error("TLS read from the simulator failed");
+    }
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+  }
+
+  int fd_ = -1;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  std::string buffer_;
+};
+
+}  // namespace
+
+std::map<std::string, std::string> fetch_sessions(const simulator& sim,
+                                                  const std::vector<std::string>& session_ids) {
+  tls_client client(sim.port(), sim.ca_file());
+  std::map<std::string, std::string> docs;
+  for (const auto& id : session_ids) {
+    auto [status, body] =
+        client.exchange("GET /api/v1/chat/sessions/" + id +
+                        " HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: " + sim.api_key() + "\r\n\r\n");
+    if (status == 200) {
+      docs.emplace(id, std::move(body));
+    }
+  }
+  return docs;
+}
+
+long vm_rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::strtol(line.c_str() + 6, nullptr, 10);
+    }
+  }
+  return -1;
 }
 
 }  // namespace dialer::test

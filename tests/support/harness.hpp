@@ -4,15 +4,19 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dialer::test {
 
-// A temporary folder removed (with its content) on destruction.
+// A temporary folder removed (with its content) on destruction, unless the environment has
+// DIALER_TEST_KEEP_DIRS=1 (then its path is printed on stderr, for a post-mortem).
 class temp_dir {
  public:
   temp_dir();
@@ -69,6 +73,9 @@ struct sim_stats {
   long max_starts_1s = 0;
   long unauthorized = 0;
   std::map<std::string, long> faults;
+  // The numeric fields of the "webhooks" object (events, delivered, lost, gave_up, pending_at_exit,
+  // …); empty without --webhook-url.
+  std::map<std::string, long> webhooks;
 };
 
 struct ledger_entry {
@@ -78,6 +85,11 @@ struct ledger_entry {
   std::string session_id;
   std::string idempotency_key;
   std::string outcome;
+  std::int64_t ts_ms = 0;              // wall time of the placement
+  std::int64_t mono_ns = 0;            // CLOCK_MONOTONIC of the placement
+  std::int64_t duration_ms = 0;        // the call's drawn duration, truncated to ms
+  std::string end_reason;              // how the call ends ("completed", "no_answer", …)
+  std::int64_t duration_seconds = -1;  // as the session.ended payload says (rounded)
 };
 
 // agentix-sim on 127.0.0.1 with its own certificate, key file, ledger and stats file.
@@ -135,6 +147,10 @@ struct dialer_setup {
   int max_attempts = 8;
   std::string extra_campaign_yaml;  // appended to the campaign file
   std::string csv;                  // overrides the generated CSV when not empty
+  // Inserted into the campaign's `retry:` flow mapping after backoff_max, e.g.
+  // ", redial_on: [busy], redial_after: 1s".
+  std::string extra_retry_yaml;
+  std::string extra_daemon_yaml;  // appended to dialerd.yaml (listen:, webhooks:, settle:)
 };
 
 // Writes dialerd.yaml, campaign.yaml, tasks.csv and the key file into `dir`. The CSV has
@@ -167,5 +183,85 @@ struct task_row {
 
 // Every task of the state database, keyed by task id (read-only open).
 [[nodiscard]] std::map<std::string, task_row> read_tasks(const std::filesystem::path& db);
+
+// ---- The webhook loop (schema v2 results, the events table, the simulator's webhook log). ----
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close). Another
+// process may take it before it is used; on loopback in a test that race is accepted.
+[[nodiscard]] int pick_free_port();
+
+// A task with its call result. Text columns that are NULL read as "".
+struct task_result {
+  std::string task_id;
+  std::string state;
+  std::string session_id;
+  std::string error_class;
+  std::string detail;
+  int attempts = 0;
+  std::string end_reason;
+  std::optional<std::int64_t> duration_s;
+  std::string intent;
+  std::string resolution;
+  std::string sentiment;
+  std::string analysis_data;  // raw JSON text as stored
+  std::optional<std::int64_t> ended_ms;
+  std::string result_source;      // "webhook", "pull" or ""
+  std::string previous_sessions;  // comma-separated session ids of earlier attempts
+  std::optional<std::int64_t> redial_at_ms;
+};
+[[nodiscard]] std::map<std::string, task_result> read_results(const std::filesystem::path& db);
+
+struct event_row {
+  std::int64_t id = 0;
+  std::string source;  // "webhook" or "pull"
+  std::string event;
+  std::string session_id;
+  std::string campaign;
+  std::string task_id;
+  std::optional<std::int64_t> row_id;  // empty for orphans
+  std::string verdict;
+  std::string reason;
+};
+[[nodiscard]] std::vector<event_row> read_events(const std::filesystem::path& db);
+
+// SELECT count(*) FROM `table`.
+[[nodiscard]] std::int64_t count_rows(const std::filesystem::path& db, const std::string& table);
+// Every row of `table` in rowid order, each rendered as one string of all its columns (NULL and
+// '' distinguished): two equal snapshots mean nothing in the table changed.
+[[nodiscard]] std::vector<std::string> snapshot_table(const std::filesystem::path& db,
+                                                      const std::string& table);
+
+// One line of agentix-sim's --webhook-log.
+struct webhook_log_entry {
+  std::string event;  // "session.created" | "session.ended"
+  std::string session_id;
+  std::string task_id;
+  std::string campaign_id;
+  std::string result;  // delivered | duplicate_delivered | lost | gave_up | dropped
+  int attempts = 0;
+  int status = 0;          // the last HTTP status (0: none)
+  std::string end_reason;  // session.ended only
+  std::int64_t duration_seconds = -1;
+  std::string intent;
+  std::string resolution;
+  std::string sentiment;
+  std::int64_t ts_ms = 0;
+  std::int64_t mono_ns = 0;
+};
+// Throws on a line that is not JSON.
+[[nodiscard]] std::vector<webhook_log_entry> read_webhook_log(const std::filesystem::path& path);
+
+// `text` as JSON with object keys sorted and no insignificant whitespace, so two documents that
+// parse to the same value compare equal; nullopt when `text` is not JSON.
+[[nodiscard]] std::optional<std::string> canonical_json(std::string_view text);
+
+// GET /api/v1/chat/sessions/{id} for each id, over one keep-alive TLS connection to the running
+// simulator (verified against its certificate). Returns id → response body for 200s; throws on a
+// connection or protocol failure. The simulator counts these in its `requests`.
+[[nodiscard]] std::map<std::string, std::string> fetch_sessions(
+    const simulator& sim, const std::vector<std::string>& session_ids);
+
+// VmRSS of a running process in KiB, from /proc/<pid>/status; -1 when unreadable.
+[[nodiscard]] long vm_rss_kib(pid_t pid);
 
 }  // namespace dialer::test

@@ -350,7 +350,7 @@ TEST_F(config_test, unknown_key_points_at_the_key_and_lists_the_known_ones) {
   const auto e = campaign_error(minimal_campaign("c") + "calling_hour: {from: \"09:00\"}\n");
   expect_error(e, dir_ / "campaign.yaml", 5, 1,
                "unknown key \"calling_hour\" in campaign (expected one of: id, agent_id, trunk, "
-               "csv, session_variables, max_duration, pacing, dedupe_phone, "
+               "csv, number_caps, transcripts, session_variables, max_duration, pacing, dedupe_phone, "
                "allowed_number_types, on_ambiguous, retry)");
 
   const auto nested = daemon_error(

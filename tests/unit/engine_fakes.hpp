@@ -5,6 +5,7 @@
 // *_test.cpp is its own executable.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <cstdint>
@@ -43,12 +44,15 @@ class fake_store final : public state_store {
     std::string session_id;
     std::string error_class;
     std::string detail;
+    std::int64_t redial_at_ms = 0;
+    std::string end_reason;
+    int pulls = 0;
     std::vector<attempt_outcome> outcomes;
   };
   struct claim {
     std::int64_t row_id;
     int attempt;
-    std::function<void(bool)> done;
+    std::function<void(claim_outcome)> done;
   };
 
   fake_store(boost::asio::io_context& io, const time_source& clock) : io_(io), clock_(clock) {}
@@ -113,6 +117,7 @@ class fake_store final : public state_store {
   [[nodiscard]] int fetch_pending_calls() const { return fetch_pending_calls_; }
   [[nodiscard]] int mark_dialing_calls() const { return mark_dialing_calls_; }
   [[nodiscard]] int contract_violations() const { return contract_violations_; }
+  [[nodiscard]] int records_after_event() const { return records_after_event_; }
 
   // ---- state_store ----
   bool ingest_complete(const std::string&, const std::string&) override {
@@ -134,7 +139,7 @@ class fake_store final : public state_store {
     std::vector<dial_task> out;
     for (auto it = rows_.upper_bound(after_row_id); it != rows_.end() && out.size() < limit; ++it) {
       const row& r = it->second;
-      if (r.campaign == campaign && r.state == task_state::pending) {
+      if (r.campaign == campaign && r.state == task_state::pending && r.redial_at_ms == 0) {
         out.push_back(
             dial_task{r.row_id, r.task_id, r.phone, r.variables_json, r.attempts, r.not_before_ms});
       }
@@ -150,17 +155,135 @@ class fake_store final : public state_store {
       if (r.campaign != campaign) {
         continue;
       }
-      if (r.state == task_state::started && r.started_at_ms >= since_ms) {
-        out.push_back({r.row_id, r.started_at_ms});
+      if (r.state == task_state::started || r.state == task_state::ended_unconfirmed) {
+        out.push_back({r.row_id, r.started_at_ms, r.state, r.session_id, r.pulls});
       } else if (r.state == task_state::unknown && r.claimed_at_ms >= since_ms) {
-        out.push_back({r.row_id, r.claimed_at_ms});
+        out.push_back({r.row_id, r.claimed_at_ms, r.state, "", 0});
       }
     }
     boost::asio::post(
         io_, [done = std::move(done), out = std::move(out)]() mutable { done(std::move(out)); });
   }
 
-  void mark_dialing(std::int64_t row_id, int attempt, std::function<void(bool)> done) override {
+  void fetch_due(const std::string& campaign, std::int64_t after_ms, std::int64_t after_row_id,
+                 std::int64_t up_to_ms, std::size_t limit,
+                 std::function<void(due_page)> done) override {
+    std::vector<const row*> due;
+    due_page page;
+    for (const auto& [id, r] : rows_) {
+      if (r.campaign != campaign || r.state != task_state::pending || r.redial_at_ms == 0) {
+        continue;
+      }
+      const bool after =
+          r.redial_at_ms > after_ms || (r.redial_at_ms == after_ms && r.row_id > after_row_id);
+      if (after && r.redial_at_ms <= up_to_ms) {
+        due.push_back(&r);
+      } else if (r.redial_at_ms > up_to_ms &&
+                 (page.next_due_ms == 0 || r.redial_at_ms < page.next_due_ms)) {
+        page.next_due_ms = r.redial_at_ms;
+      }
+    }
+    std::sort(due.begin(), due.end(), [](const row* a, const row* b) {
+      return std::pair(a->redial_at_ms, a->row_id) < std::pair(b->redial_at_ms, b->row_id);
+    });
+    for (const row* r : due) {
+      if (page.tasks.size() >= limit) {
+        break;
+      }
+      page.tasks.push_back(dial_task{r->row_id, r->task_id, r->phone, r->variables_json,
+                                     r->attempts, r->redial_at_ms});
+    }
+    boost::asio::post(
+        io_, [done = std::move(done), page = std::move(page)]() mutable { done(std::move(page)); });
+  }
+
+  // Applies the lifecycle's core rules (no caps); tests that need exact store semantics use
+  // sqlite_store.
+  void apply_session(session_update u, std::function<void(bool, update_outcome)> done) override {
+    update_outcome o;
+    o.session_id = u.session_id;
+    row* r = nullptr;
+    for (auto& [id, x] : rows_) {
+      if (x.campaign == u.campaign_id && x.task_id == u.task_id) {
+        r = &x;
+      }
+    }
+    if (r == nullptr) {
+      o.verdict = update_verdict::orphan;
+    } else {
+      o.row_id = r->row_id;
+      o.campaign = r->campaign;
+      o.previous = o.state = r->state;
+      if (r->state == task_state::ended || (!u.ended && r->state == task_state::started)) {
+        o.verdict = update_verdict::duplicate;
+      } else {
+        o.verdict = update_verdict::applied;
+        r->session_id = u.session_id;
+        if (!u.ended) {
+          r->state = task_state::started;
+        } else {
+          const auto p = policies_.find(r->campaign);
+          const bool redial = p != policies_.end() && r->attempts < p->second.max_attempts &&
+                              std::find(p->second.redial_on.begin(), p->second.redial_on.end(),
+                                        u.end_reason) != p->second.redial_on.end();
+          r->end_reason = u.end_reason;
+          r->state = redial ? task_state::pending : task_state::ended;
+          r->redial_at_ms =
+              redial ? to_unix_ms(clock_.system_now()) + p->second.redial_after_ms : 0;
+          o.redial_at_ms = r->redial_at_ms;
+        }
+        o.state = r->state;
+      }
+    }
+    ++applied_sessions_;
+    applied_updates_.push_back(std::move(u));
+    boost::asio::post(io_, [done = std::move(done), o = std::move(o)]() mutable {
+      if (done) {
+        done(true, std::move(o));
+      }
+    });
+  }
+
+  void mark_unconfirmed(std::int64_t row_id, const std::string& session_id,
+                        std::function<void(bool)> done) override {
+    auto it = rows_.find(row_id);
+    const bool ok = it != rows_.end() && it->second.state == task_state::started &&
+                    it->second.session_id == session_id;
+    if (ok) {
+      it->second.state = task_state::ended_unconfirmed;
+    }
+    post_bool(std::move(done), ok);
+  }
+  void record_pull(std::int64_t row_id, int pulls, std::string detail,
+                   std::function<void(bool)> done) override {
+    auto it = rows_.find(row_id);
+    const bool ok = it != rows_.end() && it->second.state == task_state::ended_unconfirmed;
+    if (ok) {
+      it->second.pulls = pulls;
+      it->second.detail = std::move(detail);
+    }
+    post_bool(std::move(done), ok);
+  }
+  void save_transcript(std::int64_t, std::string, std::function<void(bool)> done) override {
+    post_bool(std::move(done), true);
+  }
+  void purge_transcripts(const std::string&, std::int64_t,
+                         std::function<void(std::int64_t)> done) override {
+    if (done) {
+      boost::asio::post(io_, [done = std::move(done)] { done(0); });
+    }
+  }
+  void set_campaign_policy(const std::string& campaign, campaign_policy policy) override {
+    policies_[campaign] = std::move(policy);
+  }
+  [[nodiscard]] int applied_sessions() const { return applied_sessions_; }
+  // Every update passed to apply_session, in order (its source tells webhooks from pulls).
+  [[nodiscard]] const std::vector<session_update>& applied_updates() const {
+    return applied_updates_;
+  }
+
+  void mark_dialing(std::int64_t row_id, int attempt,
+                    std::function<void(claim_outcome)> done) override {
     ++mark_dialing_calls_;
     claim c{row_id, attempt, std::move(done)};
     if (hold_claims_) {
@@ -173,9 +296,12 @@ class fake_store final : public state_store {
   void record(attempt_outcome outcome, std::function<void(bool)> done) override {
     bool ok = false;
     auto it = rows_.find(outcome.row_id);
-    if (it == rows_.end() || it->second.state != task_state::dialing) {
+    if (it == rows_.end()) {
       ++contract_violations_;
-      ADD_FAILURE() << "record(row " << outcome.row_id << ") from a state other than DIALING";
+      ADD_FAILURE() << "record(row " << outcome.row_id << ") of an unknown row";
+    } else if (it->second.state != task_state::dialing || it->second.attempts != outcome.attempts) {
+      // A webhook moved it first: the store leaves it alone (and says false).
+      ++records_after_event_;
     } else {
       row& r = it->second;
       r.state = outcome.state;
@@ -210,15 +336,21 @@ class fake_store final : public state_store {
 
  private:
   void commit(claim c) {
-    bool ok = false;
+    claim_outcome o;
     auto it = rows_.find(c.row_id);
     if (it != rows_.end() && it->second.state == task_state::pending) {
       it->second.state = task_state::dialing;
       it->second.attempts = c.attempt;
       it->second.claimed_at_ms = to_unix_ms(clock_.system_now());
-      ok = true;
+      it->second.redial_at_ms = 0;
+      o.result = claim_result::claimed;
     }
-    boost::asio::post(io_, [done = std::move(c.done), ok] { done(ok); });
+    boost::asio::post(io_, [done = std::move(c.done), o] { done(o); });
+  }
+  void post_bool(std::function<void(bool)> done, bool ok) {
+    if (done) {
+      boost::asio::post(io_, [done = std::move(done), ok] { done(ok); });
+    }
   }
 
   boost::asio::io_context& io_;
@@ -230,6 +362,10 @@ class fake_store final : public state_store {
   int fetch_pending_calls_ = 0;
   int mark_dialing_calls_ = 0;
   int contract_violations_ = 0;
+  int records_after_event_ = 0;
+  int applied_sessions_ = 0;
+  std::vector<session_update> applied_updates_;
+  std::map<std::string, campaign_policy> policies_;
 };
 
 // A pool of `ready` idle connections. A written request occupies its connection until its answer
@@ -300,9 +436,25 @@ class fake_pool final : public http_connection_pool {
     return true;
   }
   void send(http_request req, response_handler done) override {
+    if (req.method == "GET") {
+      // Session pulls: recorded apart from calls/start writes, answered at once (default 404),
+      // and they take no connection, so the pacing tests see only dials.
+      gets_.push_back(req.target);
+      http_response r = get_responder_ ? get_responder_(req) : http_response{};
+      if (!get_responder_) {
+        r.status = 404;
+      }
+      boost::asio::post(
+          io_, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+      return;
+    }
     queued_.emplace_back(std::move(req), std::move(done));
     dispatch();
   }
+  void set_get_responder(std::function<http_response(const http_request&)> f) {
+    get_responder_ = std::move(f);
+  }
+  [[nodiscard]] const std::vector<std::string>& gets() const { return gets_; }
   void warm_up(std::size_t, std::function<void(std::size_t)> done) override {
     boost::asio::post(io_, [done = std::move(done), n = ready_] { done(n); });
   }
@@ -317,6 +469,9 @@ class fake_pool final : public http_connection_pool {
     }
     return {};
   }
+
+  std::vector<std::string> gets_;
+  std::function<http_response(const http_request&)> get_responder_;
 
   void write(http_request req, response_handler done) {
     --ready_;

@@ -174,7 +174,8 @@ TEST_F(sim_simulator_test, ledger_has_one_line_per_placed_call) {
       first_line,
       std::regex(R"(\{"ts_ms":1767225600000,"mono_ns":1000000000000,"session_id":"[-0-9a-f]{36}",)"
                  R"("task_id":"T-1","campaign_id":"spring","phone":"\+971501234567",)"
-                 R"("idempotency_key":"spring:T-1:1","duration_ms":[0-9]+,"outcome":"ok"\})")))
+                 R"("idempotency_key":"spring:T-1:1","duration_ms":[0-9]+,"outcome":"ok",)"
+                 R"("endReason":"completed","durationSeconds":[0-9]+\})")))
       << first_line;
   EXPECT_NE(second_line.find(R"("ts_ms":1767225600005,"mono_ns":1000005000000,"session_id":")" +
                              session_id_of(second) + "\""),
@@ -249,7 +250,7 @@ TEST_F(sim_simulator_test, faults_after_placing_are_placed_and_in_the_ledger) {
   EXPECT_TRUE(dropped.drop);
   sim().flush_ledger();
   EXPECT_NE(read_file(ledger_path_).find(R"("task_id":"T-2")"), std::string::npos);
-  EXPECT_NE(read_file(ledger_path_).find(R"("outcome":"drop_after_place"})"), std::string::npos);
+  EXPECT_NE(read_file(ledger_path_).find(R"("outcome":"drop_after_place",)"), std::string::npos);
   const std::string stats = sim().stats_json();
   EXPECT_NE(stats.find(R"("requests":1,"placed":1,)"), std::string::npos) << stats;
   EXPECT_NE(stats.find(R"("responses_by_status":{},)"), std::string::npos) << stats;

@@ -230,7 +230,8 @@ class sqlite_store_test : public ::testing::Test {
 
   bool mark(sqlite_store& s, std::int64_t row_id, int attempt = 1) {
     std::optional<bool> got;
-    s.mark_dialing(row_id, attempt, [&](bool ok) { got = ok; });
+    s.mark_dialing(row_id, attempt,
+                   [&](claim_outcome o) { got = o.result == claim_result::claimed; });
     EXPECT_TRUE(exec_.run_until([&] { return got.has_value(); }));
     return got.value_or(false);
   }
@@ -287,15 +288,15 @@ TEST_F(sqlite_store_test, creates_the_schema_and_reopens_it) {
   }
   {
     raw_db raw(db_path());
-    EXPECT_EQ(raw.scalar("PRAGMA user_version"), "1");
+    EXPECT_EQ(raw.scalar("PRAGMA user_version"), "2");
     EXPECT_EQ(raw.scalar("PRAGMA application_id"), std::to_string(0x6469616c));
     EXPECT_EQ(raw.scalar("PRAGMA journal_mode"), "wal");
     std::set<std::string> names;
     for (const auto& r : raw.rows("SELECT name FROM sqlite_master")) {
       names.insert(r[0]);
     }
-    for (const char* name : {"tasks", "rejects", "campaigns", "tasks_pending", "tasks_by_phone",
-                             "tasks_dialing"}) {
+    for (const char* name :
+         {"tasks", "rejects", "campaigns", "tasks_pending", "tasks_by_phone", "tasks_dialing"}) {
       EXPECT_TRUE(names.count(name)) << name;
     }
   }
@@ -366,7 +367,7 @@ TEST_F(sqlite_store_test, refuses_a_newer_schema) {
   open().reset();
   {
     raw_db raw(db_path(), true);
-    raw.exec("PRAGMA user_version = 2");
+    raw.exec("PRAGMA user_version = 3");
   }
   EXPECT_THROW(open(), std::runtime_error);
 }
@@ -585,7 +586,9 @@ TEST_F(sqlite_store_test, record_moves_only_from_dialing) {
   ASSERT_EQ(act.size(), 1u);
   EXPECT_EQ(act[0].row_id, tasks[0].row_id);
   EXPECT_EQ(act[0].started_at_ms, started_at);
-  EXPECT_TRUE(active(*store, "c", started_at + 1).empty());
+  // A STARTED call is returned whatever its age (its slot may have expired, its end still
+  // needs settling); only UNKNOWN ones are bounded by `since`.
+  EXPECT_EQ(active(*store, "c", started_at + 1).size(), 1u);
   // An UNKNOWN call may be ringing too: it counts from its claim (3 s before the start above).
   const auto with_unknown = active(*store, "c", started_at - 5000);
   ASSERT_EQ(with_unknown.size(), 2u);
@@ -696,7 +699,8 @@ TEST_F(sqlite_store_test, back_to_back_jobs_share_commits) {
   int acked = 0;
   int answered = 0;
   for (const auto& t : tasks) {
-    store->mark_dialing(t.row_id, 1, [&](bool ok) {
+    store->mark_dialing(t.row_id, 1, [&](claim_outcome o) {
+      const bool ok = o.result == claim_result::claimed;
       ++answered;
       acked += ok ? 1 : 0;
     });
@@ -718,8 +722,8 @@ TEST_F(sqlite_store_test, completions_run_in_submission_order_and_flush_comes_la
   ASSERT_EQ(store->ingest("c", make_rows(2, 3), {}, true).pending, 3);
   const auto tasks = fetch(*store, "c");
   std::vector<std::string> order;
-  store->mark_dialing(tasks[0].row_id, 1, [&](bool ok) { order.push_back("mark0"); });
-  store->mark_dialing(tasks[1].row_id, 1, [&](bool ok) { order.push_back("mark1"); });
+  store->mark_dialing(tasks[0].row_id, 1, [&](claim_outcome) { order.push_back("mark0"); });
+  store->mark_dialing(tasks[1].row_id, 1, [&](claim_outcome) { order.push_back("mark1"); });
   store->record(outcome(tasks[0].row_id, task_state::failed), {});
   bool row_failed_at_flush = false;
   store->flush([&] {
@@ -740,7 +744,10 @@ TEST_F(sqlite_store_test, the_destructor_runs_queued_jobs_and_posts_their_comple
     ASSERT_EQ(store->ingest("c", make_rows(2, n), {}, true).pending, n);
     const auto tasks = fetch(*store, "c");
     for (const auto& t : tasks) {
-      store->mark_dialing(t.row_id, 1, [&](bool ok) { acked += ok ? 1 : 0; });
+      store->mark_dialing(t.row_id, 1, [&](claim_outcome o) {
+        const bool ok = o.result == claim_result::claimed;
+        acked += ok ? 1 : 0;
+      });
     }
   }
   ASSERT_TRUE(exec_.run_until([&] { return acked == n; }));
@@ -760,7 +767,8 @@ TEST_F(sqlite_store_test, a_group_that_cannot_commit_answers_false_and_reads_sti
 
   std::optional<bool> marked;
   std::optional<std::vector<dial_task>> fetched;
-  store->mark_dialing(tasks[0].row_id, 1, [&](bool ok) { marked = ok; });
+  store->mark_dialing(tasks[0].row_id, 1,
+                      [&](claim_outcome o) { marked = o.result == claim_result::claimed; });
   store->fetch_pending("c", 0, 10, [&](std::vector<dial_task> t) { fetched = std::move(t); });
   ASSERT_TRUE(exec_.run_until([&] { return marked.has_value() && fetched.has_value(); }));
   EXPECT_FALSE(*marked);
@@ -822,8 +830,10 @@ TEST_F(sqlite_store_test, one_failing_job_makes_its_whole_group_answer_false) {
   }
   std::optional<bool> good;
   std::optional<bool> poison;
-  store->mark_dialing(tasks[0].row_id, 1, [&](bool ok) { good = ok; });
-  store->mark_dialing(tasks[1].row_id, 1, [&](bool ok) { poison = ok; });
+  store->mark_dialing(tasks[0].row_id, 1,
+                      [&](claim_outcome o) { good = o.result == claim_result::claimed; });
+  store->mark_dialing(tasks[1].row_id, 1,
+                      [&](claim_outcome o) { poison = o.result == claim_result::claimed; });
   {
     std::lock_guard lock(gate_mu);
     gate_closed = false;
@@ -878,7 +888,10 @@ TEST_F(sqlite_store_test, a_full_queue_holds_producers_back_until_the_writer_cat
   std::atomic<int> acked{0};
   std::thread producer([&] {
     for (const auto& t : tasks) {
-      store->mark_dialing(t.row_id, 1, [&](bool ok) { acked += ok ? 1 : 0; });
+      store->mark_dialing(t.row_id, 1, [&](claim_outcome o) {
+        const bool ok = o.result == claim_result::claimed;
+        acked += ok ? 1 : 0;
+      });
       ++enqueued;
     }
   });
@@ -999,7 +1012,8 @@ TEST_F(sqlite_store_test, summary_counts_every_state_and_reason) {
   int answered = 0;
   for (int i = 0; i < 100; ++i) {
     const auto id = tasks[i].row_id;
-    store->mark_dialing(id, 1, [&report, &answered, id](bool ok) {
+    store->mark_dialing(id, 1, [&report, &answered, id](claim_outcome o) {
+      const bool ok = o.result == claim_result::claimed;
       ++answered;
       if (ok) {
         report << "D " << id << "\n";
@@ -1029,7 +1043,7 @@ TEST_F(sqlite_store_test, summary_counts_every_state_and_reason) {
   }
   // Claims still in flight when the process dies: each may or may not have reached the disk.
   for (int i = 100; i < 200; ++i) {
-    store->mark_dialing(tasks[i].row_id, 1, [](bool) {});
+    store->mark_dialing(tasks[i].row_id, 1, [](claim_outcome) {});
   }
   const std::string text = report.str();
   if (::write(out_fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
