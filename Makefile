@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= 2
 CXX        ?= $(shell command -v clang++ >/dev/null 2>&1 && echo clang++ || echo g++)
 
-.PHONY: setup build demo test asan bench bench-e2e bench-webhooks bench-rss clean
+.PHONY: setup build demo test asan bench bench-e2e bench-webhooks bench-rss deb clean
 
 setup:
 	@bash scripts/setup.sh
@@ -42,6 +42,10 @@ bench-webhooks: build
 # Peak RSS for a 1,000,000-row and a 10,000-row campaign at concurrency 1,000 (~18 minutes).
 bench-rss: build
 	bash bench/rss.sh $(BUILD)
+
+# The Debian package (packaging/packaging.cmake), written to $(BUILD)/dialerd_<version>_<arch>.deb.
+deb: build
+	cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

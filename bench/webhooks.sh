@@ -127,14 +127,25 @@ for line in open("/proc/cpuinfo"):
         break
 print()
 print("| synchronous | auth | connections | events/s | p50 ms | p99 ms | commits | jobs/commit "
-      "| daemon CPU us/event (loop + writer) | checked | load |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+      "| daemon CPU us/event (loop + writer) | core busy | checked | load |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print(f"| {r['synchronous']} | {r['auth']} | {r['connections']} | {r['events_per_s']:,.0f} | {r['p50_ms']:.2f} "
-          f"| {r['p99_ms']:.2f} | {r['commits']:,} | {r['jobs'] / max(r['commits'], 1):.1f} "
+    print(f"| {r['synchronous']} | {r['auth']} | {r['connections']} | {r['events_per_s']:,.0f} "
+          f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['commits']:,} "
+          f"| {r['jobs'] / max(r['commits'], 1):.1f} "
           f"| {r['cpu_us_per_event']:.1f} ({r['loop_us_per_event']:.1f} + "
-          f"{r['writer_us_per_event']:.1f}) | {'OK' if r['verified'] else 'FAILED'} "
-          f"| {r['load']:.1f} |")
+          f"{r['writer_us_per_event']:.1f}) | {100 * r['daemon_cpu_s'] / r['seconds']:.0f} % "
+          f"| {'OK' if r['verified'] else 'FAILED'} | {r['load']:.1f} |")
+groups = {}
+for r in rows:
+    groups.setdefault((r["synchronous"], r["auth"]), []).append(r)
+if any(len(g) > 1 for g in groups.values()):
+    print()
+    for (sync, auth), g in groups.items():
+        rates = sorted(r["events_per_s"] for r in g)
+        cpu = sorted(r["cpu_us_per_event"] for r in g)
+        print(f"{sync}/{auth}: best {rates[-1]:,.0f} events/s ({rates[0]:,.0f}-{rates[-1]:,.0f} "
+              f"over {len(g)} runs), daemon CPU {cpu[0]:.1f}-{cpu[-1]:.1f} us/event")
 print()
 ids = ", ".join(sorted({r["session_ids"] for r in rows}))
 counts = ", ".join(sorted({f"{r['tasks']:,}" for r in rows}))

@@ -713,6 +713,11 @@ void refuse_second_key_source(const item& it, const api_settings& api) {
   }
 }
 
+// A secret's file: ${VAR} is expanded as in api_key_file (systemd's ${CREDENTIALS_DIRECTORY}).
+fs::path secret_path_value(const item& it) {
+  return resolve(it.src, expand_env(it, text_value(it)));
+}
+
 void read_api_key_file(const item& it, api_settings& api) {
   refuse_second_key_source(it, api);
   const fs::path path = resolve(it.src, expand_env(it, text_value(it)));
@@ -814,6 +819,7 @@ const field_table<trunk_settings>& trunk_fields() {
       setting("max_concurrent_calls", &trunk_settings::max_concurrent_calls, integer(1, 100000)),
       setting("calls_per_second", &trunk_settings::calls_per_second, rate_value),
       setting("burst", &trunk_settings::burst, integer(1, 100000)),
+      setting("reserved_slots", &trunk_settings::reserved_slots, integer(0, 99999)),
   };
   return fields;
 }
@@ -836,14 +842,22 @@ void read_trunks(const item& it, std::map<std::string, trunk_settings>& trunks) 
       name_item.fail("trunk " + shown(name) + " is defined twice");
     }
     trunk_settings trunk;
-    read_nested(item{it.src, kv.first, kv.second, it.path + "." + name}, trunk_fields(), trunk);
+    const item trunk_item{it.src, kv.first, kv.second, it.path + "." + name};
+    read_nested(trunk_item, trunk_fields(), trunk);
+    if (trunk.reserved_slots >= trunk.max_concurrent_calls) {
+      const auto at = mark_of(kv.second, "reserved_slots");
+      fail_at(it.src, at ? *at : kv.second.Mark(),
+              trunk_item.path + ".reserved_slots: must be below max_concurrent_calls (" +
+                  std::to_string(trunk.max_concurrent_calls) + "), got " +
+                  std::to_string(trunk.reserved_slots));
+    }
     trunk.name = name;
     trunks.emplace(name, std::move(trunk));
   }
 }
 
 // "host:port" or "[v6]:port"; host must be an IP literal (a listener binds an address).
-void read_listen_address(const item& it, webhook_settings& w) {
+std::pair<std::string, std::uint16_t> listen_address(const item& it) {
   const std::string what = "an address like 0.0.0.0:8080 or [::1]:8080";
   const std::string& s = scalar(it, what);
   std::string host;
@@ -875,14 +889,56 @@ void read_listen_address(const item& it, webhook_settings& w) {
   if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
     it.expected(what + " (port 0..65535)");
   }
-  w.enabled = true;
-  w.address = host;
-  w.port = static_cast<std::uint16_t>(port);
+  return {host, static_cast<std::uint16_t>(port)};
 }
 
-const field_table<webhook_settings>& listen_fields() {
-  static const field_table<webhook_settings> fields = {
-      {"webhooks", presence::optional, read_listen_address},
+const field_table<daemon_settings>& listen_fields() {
+  static const field_table<daemon_settings> fields = {
+      {"webhooks", presence::optional,
+       [](const item& it, daemon_settings& d) {
+         auto [host, port] = listen_address(it);
+         d.webhooks.enabled = true;
+         d.webhooks.address = std::move(host);
+         d.webhooks.port = port;
+       }},
+      {"control", presence::optional,
+       [](const item& it, daemon_settings& d) {
+         if (it.value.IsScalar() && it.value.Scalar() == "off") {
+           d.control.enabled = false;
+           return;
+         }
+         auto [host, port] = listen_address(it);
+         d.control.enabled = true;
+         d.control.address = std::move(host);
+         d.control.port = port;
+       }},
+  };
+  return fields;
+}
+
+void read_control_token(const item& it, control_settings& c) {
+  const fs::path path = secret_path_value(it);
+  std::string token;
+  if (const auto err = read_file(path, token, 64 * 1024)) {
+    it.fail("cannot read " + path.string() + ": " + *err);
+  }
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ' ||
+                            token.back() == '\t')) {
+    token.pop_back();
+  }
+  if (token.size() < 16) {
+    it.fail(path.string() + " holds a token shorter than 16 bytes");
+  }
+  if (std::any_of(token.begin(), token.end(), is_space_or_control)) {
+    it.fail("the token in " + path.string() + " contains spaces or control characters");
+  }
+  c.token = secret(std::move(token));
+  c.token_source = "file " + path.string();
+}
+
+const field_table<control_settings>& control_fields() {
+  static const field_table<control_settings> fields = {
+      {"token_file", presence::optional, read_control_token},
   };
   return fields;
 }
@@ -930,12 +986,12 @@ auto cidr_list(const item& it) {
 std::vector<secret> secret_files(const item& it) {
   std::vector<fs::path> paths;
   if (it.value.IsScalar()) {
-    paths.push_back(path_value(it));
+    paths.push_back(secret_path_value(it));
   } else if (it.value.IsSequence() && it.value.size() >= 1 && it.value.size() <= 2) {
     for (std::size_t i = 0; i < it.value.size(); ++i) {
       const YAML::Node entry = it.value[i];
       paths.push_back(
-          path_value(item{it.src, entry, entry, it.path + "[" + std::to_string(i) + "]"}));
+          secret_path_value(item{it.src, entry, entry, it.path + "[" + std::to_string(i) + "]"}));
     }
   } else {
     it.expected("a file path, or a list of two during rotation");
@@ -1059,7 +1115,9 @@ const field_table<daemon_doc>& daemon_fields() {
       {"trunks", presence::required,
        [](const item& it, doc& d) { read_trunks(it, d.settings.trunks); }},
       {"listen", presence::optional,
-       [](const item& it, doc& d) { read_nested(it, listen_fields(), d.settings.webhooks); }},
+       [](const item& it, doc& d) { read_nested(it, listen_fields(), d.settings); }},
+      {"control", presence::optional,
+       [](const item& it, doc& d) { read_nested(it, control_fields(), d.settings.control); }},
       {"webhooks", presence::optional,
        [](const item& it, doc& d) { read_nested(it, webhook_fields(), d.settings.webhooks); }},
       {"settle", presence::optional,

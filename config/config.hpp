@@ -75,6 +75,9 @@ struct trunk_settings {
   int max_concurrent_calls = 1;  // 1..100000
   rate calls_per_second;         // also accepts "N/min", "N/h"
   int burst = 1;                 // 1..100000
+  // Slots kept free for other traffic on the number (inbound calls): dialerd itself uses at most
+  // max_concurrent_calls - reserved_slots. 0..max_concurrent_calls - 1.
+  int reserved_slots = 0;
 };
 
 struct csv_settings {
@@ -165,6 +168,15 @@ struct webhook_settings {
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
 };
 
+// The control listener: /metrics, /healthz, /readyz and the control API (docs/operations.md).
+struct control_settings {
+  bool enabled = true;
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 9464;
+  secret token;              // control.token_file: Authorization: Bearer <token>; empty: none
+  std::string token_source;  // safe to print
+};
+
 // Calls with no session.ended by max_duration + slot_grace are settled by pulling the session:
 // at most `attempts` pulls, `first_delay` apart and doubling up to `max_delay`.
 struct settle_settings {
@@ -185,6 +197,7 @@ struct daemon_settings {
   std::chrono::milliseconds slot_grace{std::chrono::seconds(30)};
   bool store_sync_full = true;  // store.synchronous: full | normal
   webhook_settings webhooks;
+  control_settings control;
   settle_settings settle;
   std::filesystem::path source_file;
 };

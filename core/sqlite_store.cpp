@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -351,6 +352,13 @@ struct statements {
                     "WHERE row_id = ?4 AND state = 4"),
         save_transcript(db,
                         "UPDATE tasks SET transcript = ?1, transcript_ms = ?2 WHERE row_id = ?3"),
+        cancel_pending(db,
+                       "UPDATE tasks SET state = 7, error_class = 'cancelled', "
+                       "detail = 'cancelled by an operator', redial_at_ms = NULL, updated_ms = ?2 "
+                       "WHERE campaign = ?1 AND state = 0"),
+        requeue(db,
+                "UPDATE tasks SET state = 0, redial_at_ms = ?3, detail = ?4, updated_ms = ?3 "
+                "WHERE campaign = ?1 AND state = ?2"),
         purge_transcripts(db,
                           "UPDATE tasks SET transcript = NULL, transcript_ms = NULL "
                           "WHERE campaign = ?1 AND transcript_ms < ?2"),
@@ -405,6 +413,8 @@ struct statements {
   statement mark_unconfirmed;
   statement record_pull;
   statement save_transcript;
+  statement cancel_pending;
+  statement requeue;
   statement purge_transcripts;
   statement record;
   statement rows_read;
@@ -526,6 +536,7 @@ class sqlite_writer {
   }
   void count_refused_record() { refused_records_.fetch_add(1, std::memory_order_relaxed); }
   policy_registry& policies() { return policies_; }
+  prom::histogram commit_latency() const { return commit_latency_.snapshot(); }
 
  private:
   void thread_main(std::promise<void> opened) {
@@ -702,6 +713,7 @@ class sqlite_writer {
   // Group commit: all jobs queued during the previous commit share one transaction and one fsync.
   void run_group(std::deque<std::unique_ptr<store_job>>& group) {
     job_context ctx{*st_, to_unix_ms(options_.clock->system_now()), policies_};
+    const auto began = std::chrono::steady_clock::now();
     std::string error;
     try {
       statement::use(st_->begin).run();
@@ -710,6 +722,8 @@ class sqlite_writer {
       }
       statement::use(st_->commit).run();
       commits_.fetch_add(1, std::memory_order_relaxed);
+      commit_latency_.observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -774,6 +788,7 @@ class sqlite_writer {
   std::atomic<std::uint64_t> jobs_{0};
   std::atomic<std::uint64_t> failed_groups_{0};
   std::atomic<std::uint64_t> refused_records_{0};
+  prom::atomic_histogram commit_latency_{prom::latency_buckets()};
 };
 
 }  // namespace detail
@@ -930,55 +945,79 @@ class finish_ingest_job final : public blocking_job<void> {
   std::int64_t rows_read_;
 };
 
+campaign_summary read_summary(job_context& c, const std::string& campaign_) {
+  campaign_summary value_;
+  {
+    statement::use q(c.st.rows_read);
+    if (q.bind(1, campaign_).step()) {
+      value_.rows_read = q.int64(0);
+    }
+  }
+  {
+    statement::use q(c.st.count_states);
+    q.bind(1, campaign_);
+    static_assert(task_state_count == 8, "count_states sums states 0..7");
+    if (q.step()) {
+      for (std::size_t k = 0; k < task_state_count; ++k) {
+        value_.by_state[k] = q.int64(static_cast<int>(k));
+      }
+      if (const std::int64_t stray = q.int64(static_cast<int>(task_state_count)); stray != 0) {
+        DIALER_LOG_ERROR("BUG: %lld tasks of %s have a state outside 0..7",
+                         static_cast<long long>(stray), campaign_.c_str());
+      }
+    }
+  }
+  {
+    statement::use q(c.st.count_rejects);
+    q.bind(1, campaign_);
+    while (q.step()) {
+      auto& by_reason = q.int64(1) != 0 ? value_.suppressed_by_reason : value_.rejected_by_reason;
+      by_reason[q.text(0)] += q.int64(2);
+    }
+  }
+  {
+    statement::use q(c.st.count_classes);
+    q.bind(1, campaign_);
+    while (q.step()) {
+      const auto state = static_cast<task_state>(q.int64(0));
+      auto& by_class = state == task_state::failed    ? value_.failed_by_class
+                       : state == task_state::unknown ? value_.unknown_by_class
+                                                      : value_.suppressed_by_reason;
+      by_class[q.text(1)] += q.int64(2);
+    }
+  }
+  return value_;
+}
+
 class summary_job final : public blocking_job<campaign_summary> {
  public:
   explicit summary_job(const std::string& campaign) : campaign_(campaign) {}
   [[nodiscard]] bool read_only() const override { return true; }
-  void run(job_context& c) override {
-    value_ = {};
-    {
-      statement::use q(c.st.rows_read);
-      if (q.bind(1, campaign_).step()) {
-        value_.rows_read = q.int64(0);
-      }
+  void run(job_context& c) override { value_ = read_summary(c, campaign_); }
+
+ private:
+  const std::string& campaign_;
+};
+
+class fetch_summary_job final : public store_job {
+ public:
+  fetch_summary_job(std::string campaign, std::function<void(campaign_summary)> done)
+      : campaign_(std::move(campaign)), done_(std::move(done)) {}
+  [[nodiscard]] bool read_only() const override { return true; }
+  void run(job_context& c) override { value_ = read_summary(c, campaign_); }
+  void finish(const post_fn& post) override {
+    if (!error.empty()) {
+      value_ = {};
     }
-    {
-      statement::use q(c.st.count_states);
-      q.bind(1, campaign_);
-      static_assert(task_state_count == 8, "count_states sums states 0..7");
-      if (q.step()) {
-        for (std::size_t k = 0; k < task_state_count; ++k) {
-          value_.by_state[k] = q.int64(static_cast<int>(k));
-        }
-        if (const std::int64_t stray = q.int64(static_cast<int>(task_state_count)); stray != 0) {
-          DIALER_LOG_ERROR("BUG: %lld tasks of %s have a state outside 0..7",
-                           static_cast<long long>(stray), campaign_.c_str());
-        }
-      }
-    }
-    {
-      statement::use q(c.st.count_rejects);
-      q.bind(1, campaign_);
-      while (q.step()) {
-        auto& by_reason = q.int64(1) != 0 ? value_.suppressed_by_reason : value_.rejected_by_reason;
-        by_reason[q.text(0)] += q.int64(2);
-      }
-    }
-    {
-      statement::use q(c.st.count_classes);
-      q.bind(1, campaign_);
-      while (q.step()) {
-        const auto state = static_cast<task_state>(q.int64(0));
-        auto& by_class = state == task_state::failed    ? value_.failed_by_class
-                         : state == task_state::unknown ? value_.unknown_by_class
-                                                        : value_.suppressed_by_reason;
-        by_class[q.text(1)] += q.int64(2);
-      }
+    if (done_) {
+      post([done = std::move(done_), v = std::move(value_)]() mutable { done(std::move(v)); });
     }
   }
 
  private:
-  const std::string& campaign_;
+  std::string campaign_;
+  std::function<void(campaign_summary)> done_;
+  campaign_summary value_;
 };
 
 class fetch_pending_job final : public store_job {
@@ -1356,6 +1395,12 @@ class apply_session_job final : public store_job {
       }
     }
     out_.state = redial ? task_state::pending : task_state::ended;
+    static constexpr std::array<std::string_view, 6> known_reasons = {
+        "completed", "no_answer", "busy", "voicemail", "failed", "max_duration"};
+    out_.end_reason =
+        std::find(known_reasons.begin(), known_reasons.end(), u_.end_reason) != known_reasons.end()
+            ? u_.end_reason
+            : "other";
     // Bound with SQLITE_STATIC: it must outlive q.run().
     const std::string settled_detail = r->state == task_state::ended_unconfirmed
                                            ? "no session.ended in time; settled by " + u_.source
@@ -1501,6 +1546,25 @@ class save_transcript_job final : public update_job {
   std::string json_;
 };
 
+// A bulk UPDATE answered with how many rows it changed.
+class bulk_update_job final : public store_job {
+ public:
+  using run_fn = std::function<std::int64_t(job_context&)>;
+  bulk_update_job(run_fn fn, std::function<void(std::int64_t)> done)
+      : fn_(std::move(fn)), done_(std::move(done)) {}
+  void run(job_context& c) override { changed_ = fn_(c); }
+  void finish(const post_fn& post) override {
+    if (done_) {
+      post([done = std::move(done_), n = error.empty() ? changed_ : 0] { done(n); });
+    }
+  }
+
+ private:
+  run_fn fn_;
+  std::function<void(std::int64_t)> done_;
+  std::int64_t changed_ = 0;
+};
+
 class purge_transcripts_job final : public store_job {
  public:
   purge_transcripts_job(std::string campaign, std::int64_t before_ms,
@@ -1560,6 +1624,10 @@ sqlite_store::~sqlite_store() = default;
 
 sqlite_store_stats sqlite_store::stats() const {
   return writer_->stats();
+}
+
+prom::histogram sqlite_store::commit_latency() const {
+  return writer_->commit_latency();
 }
 
 namespace {
@@ -1643,6 +1711,37 @@ void sqlite_store::save_transcript(std::int64_t row_id, std::string transcript_j
 void sqlite_store::purge_transcripts(const std::string& campaign, std::int64_t before_ms,
                                      std::function<void(std::int64_t)> done) {
   writer_->enqueue(std::make_unique<purge_transcripts_job>(campaign, before_ms, std::move(done)));
+}
+
+void sqlite_store::fetch_summary(const std::string& campaign,
+                                 std::function<void(campaign_summary)> done) {
+  writer_->enqueue(std::make_unique<fetch_summary_job>(campaign, std::move(done)));
+}
+
+void sqlite_store::cancel_pending(const std::string& campaign,
+                                  std::function<void(std::int64_t)> done) {
+  writer_->enqueue(std::make_unique<bulk_update_job>(
+      [campaign](job_context& c) {
+        statement::use q(c.st.cancel_pending);
+        q.bind(1, campaign).bind(2, c.now_ms).run();
+        return q.changes();
+      },
+      std::move(done)));
+}
+
+void sqlite_store::requeue(const std::string& campaign, task_state from,
+                           std::function<void(std::int64_t)> done) {
+  if (from != task_state::unknown && from != task_state::failed) {
+    throw std::invalid_argument("requeue: only unknown or failed tasks can be requeued");
+  }
+  writer_->enqueue(std::make_unique<bulk_update_job>(
+      [campaign, from](job_context& c) {
+        const std::string detail = "requeued by an operator from " + std::string(to_string(from));
+        statement::use q(c.st.requeue);
+        q.bind(1, campaign).bind(2, state_int(from)).bind(3, c.now_ms).bind(4, detail).run();
+        return q.changes();
+      },
+      std::move(done)));
 }
 
 void sqlite_store::set_campaign_policy(const std::string& campaign, campaign_policy policy) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 
+#include "core/prometheus.hpp"
 #include "core/state_store.hpp"
 #include "core/time.hpp"
 
@@ -74,6 +75,8 @@ class sqlite_store final : public state_store {
   // How many DIALING tasks the restart rule turned UNKNOWN at open.
   [[nodiscard]] std::int64_t recovered_dialing() const { return recovered_dialing_; }
   [[nodiscard]] sqlite_store_stats stats() const;
+  // Group commits, BEGIN to COMMIT (the fsync included), in seconds.
+  [[nodiscard]] prom::histogram commit_latency() const;
   [[nodiscard]] std::uint64_t commits_for_test() const { return stats().commits; }
 
   [[nodiscard]] bool ingest_complete(const std::string& campaign,
@@ -112,6 +115,12 @@ class sqlite_store final : public state_store {
   void purge_transcripts(const std::string& campaign, std::int64_t before_ms,
                          std::function<void(std::int64_t)> done) override;
   void set_campaign_policy(const std::string& campaign, campaign_policy policy) override;
+  void fetch_summary(const std::string& campaign,
+                     std::function<void(campaign_summary)> done) override;
+  void cancel_pending(const std::string& campaign,
+                      std::function<void(std::int64_t)> done) override;
+  void requeue(const std::string& campaign, task_state from,
+               std::function<void(std::int64_t)> done) override;
   void flush(std::function<void()> done) override;
 
   // Runs on the writer like every read (~130 ms for a 1M-task campaign, during which dial-side

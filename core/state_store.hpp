@@ -117,6 +117,9 @@ struct update_outcome {
   task_state state = task_state::pending;
   std::string session_id;
   std::int64_t redial_at_ms = 0;  // set when the end scheduled a redial (state PENDING)
+  // applied session.ended: one of completed, no_answer, busy, voicemail, failed, max_duration,
+  // other (a bounded set: it is a metric label).
+  std::string end_reason;
 };
 
 // Page of tasks whose redial (or capped-day wait) is due.
@@ -188,6 +191,17 @@ class state_store {
   // Erases transcripts of `campaign` saved before `before_ms`; `done` gets how many.
   virtual void purge_transcripts(const std::string& campaign, std::int64_t before_ms,
                                  std::function<void(std::int64_t)> done) = 0;
+  // The summary, read on the writer's turn and posted: for status pages on the loop. It scans the
+  // campaign's rows (about 0.1 s per million): callers cache it.
+  virtual void fetch_summary(const std::string& campaign,
+                             std::function<void(campaign_summary)> done) = 0;
+  // PENDING tasks of `campaign` → SUPPRESSED("cancelled"); `done` gets how many.
+  virtual void cancel_pending(const std::string& campaign,
+                              std::function<void(std::int64_t)> done) = 0;
+  // UNKNOWN or FAILED tasks of `campaign` → PENDING, due at once through fetch_due, attempts
+  // kept (the next request is a new attempt with its own Idempotency-Key).
+  virtual void requeue(const std::string& campaign, task_state from,
+                       std::function<void(std::int64_t)> done) = 0;
   // Rules used by mark_dialing and apply_session for `campaign`; thread-safe, replaces any
   // earlier policy. Campaigns without one never redial and have no caps.
   virtual void set_campaign_policy(const std::string& campaign, campaign_policy policy) = 0;

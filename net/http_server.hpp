@@ -31,7 +31,7 @@ struct server_limits {
   std::chrono::milliseconds body_timeout{10000};   // header complete → body complete → 408
   std::chrono::milliseconds idle_timeout{30000};   // keep-alive wait for a next request → silent
                                                    // close
-  std::chrono::milliseconds write_timeout{10000};  // one response (or 100 Continue) write → close
+  std::chrono::milliseconds write_timeout{10000};  // one response write → reset (RST) + close
   std::chrono::milliseconds handler_timeout{15000};  // handler has not responded → 503 + close
   std::size_t max_requests_per_connection = 10000;   // the last one is answered with
                                                      // Connection: close

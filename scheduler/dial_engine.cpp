@@ -5,6 +5,7 @@
 #include <deque>
 #include <optional>
 #include <queue>
+#include <set>
 
 #include "core/agentix_client.hpp"
 #include "core/log.hpp"
@@ -18,6 +19,10 @@
 namespace dialer {
 
 namespace {
+
+// Stride of a campaign of weight w: its pass grows by this per call, so calls go in the ratio of
+// the weights (weights are 1..1000).
+constexpr std::uint64_t stride_unit = 1'000'000;
 
 struct retry_entry {
   steady_time due;
@@ -35,29 +40,76 @@ constexpr auto max_retry_after = std::chrono::minutes(10);
 
 }  // namespace
 
+// Starts per second over the last `seconds` whole seconds, in O(1) memory.
+class rate_meter {
+ public:
+  void count(steady_time now) {
+    advance(now);
+    ++buckets_[static_cast<std::size_t>(second_ % seconds)];
+  }
+  [[nodiscard]] double per_second(steady_time now) {
+    advance(now);
+    std::int64_t total = 0;
+    for (std::size_t i = 0; i < seconds; ++i) {
+      if (i != static_cast<std::size_t>(second_ % seconds)) {
+        total += buckets_[i];  // the current, partial second is left out
+      }
+    }
+    return static_cast<double>(total) / static_cast<double>(seconds - 1);
+  }
+
+ private:
+  static constexpr std::size_t seconds = 11;
+  void advance(steady_time now) {
+    const std::int64_t s =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    if (s <= second_) {
+      return;
+    }
+    for (std::int64_t k = std::max(second_ + 1, s - static_cast<std::int64_t>(seconds) + 1); k <= s;
+         ++k) {
+      buckets_[static_cast<std::size_t>(k % seconds)] = 0;
+    }
+    second_ = s;
+  }
+  std::array<std::int64_t, seconds> buckets_{};
+  std::int64_t second_ = 0;
+};
+
+double per_second(const config::rate& r) {
+  return static_cast<double>(r.count) * 1e9 / static_cast<double>(r.per.count());
+}
+
 struct dial_engine::trunk_state {
-  const config::trunk_settings* settings;
+  std::unique_ptr<config::trunk_settings> settings;
   token_bucket bucket;
   concurrency_gate gate;
   steady_time hold_until{};
   int consecutive_holds = 0;
   std::int64_t holds = 0;
   std::vector<campaign_state*> campaigns;
-  std::size_t round_robin = 0;
+  // Weighted fair share (stride scheduling): the pass of the campaign served last; a campaign
+  // coming back from idle starts here, so it cannot bank credit while it had nothing to dial.
+  std::uint64_t virtual_pass = 0;
+  mutable rate_meter achieved;
+  prom::histogram request_latency{prom::latency_buckets()};
   // Claims committed (DIALING) and waiting for their rate token, in claim order.
   std::deque<std::shared_ptr<attempt>> write_queue;
   // Claims made and not yet written: each is promised one of the tokens available now.
   std::int64_t unsent = 0;
 
   explicit trunk_state(const config::trunk_settings& t)
-      : settings(&t),
+      : settings(std::make_unique<config::trunk_settings>(t)),
         bucket(t.calls_per_second.count, t.calls_per_second.per, t.burst),
-        gate(t.max_concurrent_calls) {}
+        gate(t.max_concurrent_calls - t.reserved_slots) {}
 };
 
 struct dial_engine::campaign_state {
-  const config::campaign_settings* settings;
+  std::unique_ptr<config::campaign_settings> settings;
   trunk_state* trunk;
+  std::uint64_t pass = 0;
+  mutable rate_meter achieved;
+  bool removing = false;  // dropped from the configuration: drains, then goes
   std::optional<token_bucket> bucket;
   std::deque<dial_task> ready;
   std::priority_queue<retry_entry, std::vector<retry_entry>, std::greater<>> retries;
@@ -107,7 +159,8 @@ dial_engine::dial_engine(boost::asio::io_context& io, const config::daemon_setti
                          state_store& store, http_connection_pool& pool, const time_source& clock,
                          options opts)
     : io_(io),
-      settings_(settings),
+      api_(settings.api),
+      settle_(settings.settle),
       store_(store),
       pool_(pool),
       clock_(clock),
@@ -119,16 +172,23 @@ dial_engine::dial_engine(boost::asio::io_context& io, const config::daemon_setti
     trunks_.emplace(name, std::make_unique<trunk_state>(trunk));
   }
   for (const auto& c : settings.campaigns) {
-    auto state = std::make_unique<campaign_state>();
-    state->settings = &c;
-    state->trunk = trunks_.at(c.trunk).get();
-    if (c.calls_per_second) {
-      state->bucket.emplace(c.calls_per_second->count, c.calls_per_second->per, c.burst);
-    }
-    state->progress.id = c.id;
-    state->trunk->campaigns.push_back(state.get());
-    campaigns_.emplace(c.id, std::move(state));
+    add_campaign_state(c);
   }
+}
+
+dial_engine::campaign_state& dial_engine::add_campaign_state(const config::campaign_settings& c) {
+  auto state = std::make_unique<campaign_state>();
+  state->settings = std::make_unique<config::campaign_settings>(c);
+  state->trunk = trunks_.at(c.trunk).get();
+  if (c.calls_per_second) {
+    state->bucket.emplace(c.calls_per_second->count, c.calls_per_second->per, c.burst);
+  }
+  state->progress.id = c.id;
+  state->pass = state->trunk->virtual_pass;
+  state->trunk->campaigns.push_back(state.get());
+  campaign_state& ref = *state;
+  campaigns_[c.id] = std::move(state);
+  return ref;
 }
 
 dial_engine::~dial_engine() {
@@ -142,9 +202,6 @@ std::uint64_t dial_engine::random() {
 
 void dial_engine::start(std::function<void()> on_idle) {
   on_idle_ = std::move(on_idle);
-  // Calls placed by an earlier run may still be live: their slots stay taken until they must
-  // have ended (started + max_duration + grace).
-  const std::int64_t now_ms = to_unix_ms(clock_.system_now());
   startup_loads_ = campaigns_.size();
   if (startup_loads_ == 0) {
     started_ = true;
@@ -152,51 +209,61 @@ void dial_engine::start(std::function<void()> on_idle) {
     return;
   }
   for (auto& [id, c] : campaigns_) {
-    const auto hold = std::chrono::duration_cast<milliseconds>(
-        nanoseconds(c->settings->max_duration) + options_.slot_grace);
-    campaign_state* campaign = c.get();
-    store_.fetch_active(
-        id, now_ms - hold.count(),
-        [this, campaign, hold, alive = alive_](std::vector<active_call> calls) {
-          if (!*alive) {
-            return;
-          }
-          const steady_time now = clock_.steady_now();
-          const std::int64_t now_ms = to_unix_ms(clock_.system_now());
-          std::size_t held = 0;
-          for (auto& call : calls) {
-            const auto left = milliseconds(call.started_at_ms + hold.count() - now_ms);
-            if (call.state == task_state::ended_unconfirmed) {
-              if (call.pulls < settings_.settle.attempts) {
-                queue_pull(*campaign, call.row_id, std::move(call.session_id), false, call.pulls,
-                           now);
-              }
-              continue;
-            }
-            if (left.count() <= 0) {
-              // Past its deadline while we were down: settle it now.
-              if (call.state == task_state::started) {
-                hold_live(*campaign, call.row_id, now, std::move(call.session_id));
-                campaign->trunk->gate.occupy();
-              }
-              continue;
-            }
-            campaign->trunk->gate.occupy();
-            hold_live(*campaign, call.row_id, now + left, std::move(call.session_id));
-            ++held;
-          }
-          if (held != 0) {
-            DIALER_LOG_INFO(
-                "campaign %s: %zu call(s) of an earlier run may "
-                "still be live; their trunk slots stay taken",
-                campaign->settings->id.c_str(), held);
-          }
-          if (--startup_loads_ == 0) {
-            started_ = true;
-            pump();
-          }
-        });
+    load_campaign(*c);
   }
+}
+
+// Calls placed by an earlier run may still be live: their slots stay taken until they must have
+// ended (started + max_duration + grace); unsettled ones are pulled.
+void dial_engine::load_campaign(campaign_state& c) {
+  const std::int64_t now_ms = to_unix_ms(clock_.system_now());
+  const auto hold = std::chrono::duration_cast<milliseconds>(nanoseconds(c.settings->max_duration) +
+                                                             options_.slot_grace);
+  campaign_state* campaign = &c;
+  const std::string& id = c.settings->id;
+  store_.fetch_active(id, now_ms - hold.count(),
+                      [this, campaign, hold, alive = alive_](std::vector<active_call> calls) {
+                        if (!*alive) {
+                          return;
+                        }
+                        const steady_time now = clock_.steady_now();
+                        const std::int64_t now_ms = to_unix_ms(clock_.system_now());
+                        std::size_t held = 0;
+                        for (auto& call : calls) {
+                          const auto left =
+                              milliseconds(call.started_at_ms + hold.count() - now_ms);
+                          if (call.state == task_state::ended_unconfirmed) {
+                            if (call.pulls < settle_.attempts) {
+                              queue_pull(*campaign, call.row_id, std::move(call.session_id), false,
+                                         call.pulls, now);
+                            }
+                            continue;
+                          }
+                          if (left.count() <= 0) {
+                            // Past its deadline while we were down: settle it now.
+                            if (call.state == task_state::started) {
+                              hold_live(*campaign, call.row_id, now, std::move(call.session_id));
+                              campaign->trunk->gate.occupy();
+                            }
+                            continue;
+                          }
+                          campaign->trunk->gate.occupy();
+                          hold_live(*campaign, call.row_id, now + left, std::move(call.session_id));
+                          ++held;
+                        }
+                        if (held != 0) {
+                          DIALER_LOG_INFO(
+                              "campaign %s: %zu call(s) of an earlier run may "
+                              "still be live; their trunk slots stay taken",
+                              campaign->settings->id.c_str(), held);
+                        }
+                        // A campaign added later (a reload) loads the same way, with the engine
+                        // running.
+                        if (startup_loads_ > 0 && --startup_loads_ == 0) {
+                          started_ = true;
+                        }
+                        pump();
+                      });
 }
 
 void dial_engine::tasks_added(const std::string& campaign) {
@@ -225,6 +292,7 @@ void dial_engine::drain() {
     return;
   }
   draining_ = true;
+  idle_reported_ = false;  // a service reported idle before; it must report it again now
   // Claims already DIALING are still written (after a hold or a token wait), so keep pumping.
   pump();
 }
@@ -403,6 +471,9 @@ void dial_engine::pump_trunk(trunk_state& trunk, steady_time now, steady_time& w
       task = std::move(campaign->ready.front());
       campaign->ready.pop_front();
     }
+    trunk.virtual_pass = campaign->pass;
+    campaign->pass +=
+        stride_unit / static_cast<std::uint64_t>(std::max(1, campaign->settings->weight));
     if (in_flight_.contains(task.row_id)) {
       // A redial whose previous request is still unanswered (its session.ended overtook the
       // answer): two requests of one task are never open at once, so it waits.
@@ -413,13 +484,18 @@ void dial_engine::pump_trunk(trunk_state& trunk, steady_time now, steady_time& w
   }
 }
 
+// Weighted fair share of one trunk. Rate: stride scheduling — among campaigns with a task due and
+// a token of their own, the one with the smallest pass dials next and its pass grows by
+// stride_unit / weight, so backlogged campaigns start calls in the ratio of their weights. Slots:
+// a campaign holding its weighted share of the trunk's slots (or more) waits while another
+// campaign with work is below its share; when none is, any may take a free slot (work-conserving).
 dial_engine::campaign_state* dial_engine::next_campaign(trunk_state& trunk, steady_time now,
                                                         steady_time& wake) {
-  const std::size_t n = trunk.campaigns.size();
-  for (std::size_t k = 0; k < n; ++k) {
-    const std::size_t i = (trunk.round_robin + k) % n;
-    campaign_state& c = *trunk.campaigns[i];
-    if (c.progress.paused) {
+  std::int64_t demand_weight = 0;
+  std::vector<campaign_state*> eligible;
+  for (campaign_state* cp : trunk.campaigns) {
+    campaign_state& c = *cp;
+    if (c.progress.paused || c.removing) {
       continue;
     }
     if (c.ready.size() < options_.page_size / 2) {
@@ -432,16 +508,39 @@ dial_engine::campaign_state* dial_engine::next_campaign(trunk_state& trunk, stea
       }
       continue;
     }
+    demand_weight += c.settings->weight;
     if (c.bucket && c.bucket->available(now) <= c.unsent) {
       if (c.unsent == 0) {
         wake = std::min(wake, c.bucket->next_available(now));
       }
       continue;
     }
-    trunk.round_robin = (i + 1) % n;
-    return &c;
+    eligible.push_back(&c);
   }
-  return nullptr;
+  if (eligible.empty()) {
+    return nullptr;
+  }
+  const std::int64_t slots = trunk.gate.capacity();
+  const auto under_share = [&](const campaign_state& c) {
+    const std::int64_t held = c.progress.in_flight + c.progress.live;
+    return held * demand_weight < slots * c.settings->weight;
+  };
+  campaign_state* best = nullptr;
+  for (const bool only_under_share : {true, false}) {
+    for (campaign_state* c : eligible) {
+      if (only_under_share && !under_share(*c)) {
+        continue;
+      }
+      c->pass = std::max(c->pass, trunk.virtual_pass);
+      if (best == nullptr || c->pass < best->pass) {
+        best = c;
+      }
+    }
+    if (best != nullptr) {
+      break;
+    }
+  }
+  return best;  // its pass advances only when it really dials (pump_trunk)
 }
 
 void dial_engine::refill(campaign_state& c) {
@@ -537,6 +636,8 @@ void dial_engine::write_ready(trunk_state& trunk, steady_time now, steady_time& 
     if (c.bucket) {
       (void)c.bucket->try_acquire(now);
     }
+    trunk.achieved.count(now);
+    c.achieved.count(now);
     std::shared_ptr<attempt> owned = std::move(trunk.write_queue.front());
     trunk.write_queue.pop_front();
     in_flight_[owned->task.row_id] = owned.get();
@@ -559,7 +660,7 @@ void dial_engine::send(std::shared_ptr<attempt> a) {
     spec.max_duration_seconds = cs.max_duration.count();
     spec.variables_json = a->task.variables_json;
     spec.idempotency_key = idempotency_key;
-    return build_start_call_request(settings_.api.base_path, settings_.api.api_key.reveal(), spec);
+    return build_start_call_request(api_.base_path, api_.api_key.reveal(), spec);
   };
   ++c.progress.requests;
   auto handler = [this, a, alive = alive_](http_response r) {
@@ -591,6 +692,9 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
   trunk_state& trunk = *a->trunk;
   const config::campaign_settings& cs = *c.settings;
   --c.progress.in_flight;
+  if (r.error == transport_error::none) {
+    trunk.request_latency.observe(std::chrono::duration<double>(r.latency).count());
+  }
   if (const auto it = in_flight_.find(a->task.row_id);
       it != in_flight_.end() && it->second == a.get()) {
     in_flight_.erase(it);
@@ -643,6 +747,9 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
     schedule_retry(c, a->task, due);
   };
 
+  if (k.verdict != call_verdict::started) {
+    ++c.progress.failed_by_class[o.error_class.empty() ? "unknown" : o.error_class];
+  }
   switch (k.verdict) {
     case call_verdict::started:
       o.state = task_state::started;
@@ -684,8 +791,8 @@ void dial_engine::on_response(std::shared_ptr<attempt> a, http_response r) {
     case call_verdict::pause_campaign: {
       std::string why;
       if (r.status == 401) {
-        why = "calls/start answered 401 Unauthorized: the API key (" +
-              settings_.api.api_key_source + ") was refused";
+        why = "calls/start answered 401 Unauthorized: the API key (" + api_.api_key_source +
+              ") was refused";
       } else if (r.status == 403) {
         why =
             "calls/start answered 403 Forbidden: the API key may not place calls from phone "
@@ -760,6 +867,7 @@ void dial_engine::on_session_update(const update_outcome& o) {
     return;
   }
   ++c.progress.ended;
+  ++c.progress.ended_by_reason[o.end_reason];
   if (in_flight != in_flight_.end()) {
     in_flight->second->ended_by_event = true;  // on_response frees the slot
   } else {
@@ -801,19 +909,19 @@ void dial_engine::start_pulls(steady_time now, steady_time& wake) {
     pull_queue_.pop_back();
     ++pulls_in_flight_;
     ++p->pulls_done;
-    pool_.send(build_session_request(settings_.api.base_path, settings_.api.api_key.reveal(),
-                                     p->session_id, p->transcript),
-               [this, p, alive = alive_](http_response r) {
-                 if (*alive) {
-                   on_pull(p, std::move(r));
-                 }
-               });
+    pool_.send(
+        build_session_request(api_.base_path, api_.api_key.reveal(), p->session_id, p->transcript),
+        [this, p, alive = alive_](http_response r) {
+          if (*alive) {
+            on_pull(p, std::move(r));
+          }
+        });
   }
 }
 
 void dial_engine::settle_failed(pull& p, std::string detail) {
   campaign_state& c = *p.campaign;
-  const bool give_up = p.pulls_done >= settings_.settle.attempts || draining_;
+  const bool give_up = p.pulls_done >= settle_.attempts || draining_;
   if (!p.transcript) {
     store_.record_pull(p.row_id, p.pulls_done,
                        (give_up ? "not settled after " : "not settled yet after ") +
@@ -829,8 +937,8 @@ void dial_engine::settle_failed(pull& p, std::string detail) {
     }
     return;
   }
-  auto delay = settings_.settle.first_delay * (1LL << std::min(p.pulls_done - 1, 20));
-  delay = std::min<milliseconds>(delay, settings_.settle.max_delay);
+  auto delay = settle_.first_delay * (1LL << std::min(p.pulls_done - 1, 20));
+  delay = std::min<milliseconds>(delay, settle_.max_delay);
   queue_pull(c, p.row_id, p.session_id, p.transcript, p.pulls_done, clock_.steady_now() + delay);
 }
 
@@ -840,15 +948,18 @@ void dial_engine::on_pull(std::shared_ptr<pull> p, http_response r) {
   --c.progress.settling;
   const auto finish = [this] { pump(); };
   if (r.error != transport_error::none) {
+    ++pull_results_["error"];
     settle_failed(*p, std::string(to_string(r.error)));
     return finish();
   }
   if (r.status == 404) {
-    p->pulls_done = std::max(p->pulls_done, settings_.settle.attempts);  // no point asking again
+    ++pull_results_["not_found"];
+    p->pulls_done = std::max(p->pulls_done, settle_.attempts);  // no point asking again
     settle_failed(*p, "the session API does not know the session (404)");
     return finish();
   }
   if (r.status < 200 || r.status >= 300) {
+    ++pull_results_["error"];
     settle_failed(*p, "HTTP " + std::to_string(r.status));
     return finish();
   }
@@ -867,10 +978,12 @@ void dial_engine::on_pull(std::shared_ptr<pull> p, http_response r) {
     return finish();
   }
   if (doc.value().kind != session_event_kind::ended) {
+    ++pull_results_["active"];
     settle_failed(*p, "the session is still " + (doc.value().status.empty() ? std::string("active")
                                                                             : doc.value().status));
     return finish();
   }
+  ++pull_results_["settled"];
   session_event ev = std::move(doc).value();
   if (ev.session_id.empty()) {
     ev.session_id = p->session_id;
@@ -890,6 +1003,243 @@ void dial_engine::on_pull(std::shared_ptr<pull> p, http_response r) {
                          pump();
                        });
   finish();
+}
+
+dial_engine::campaign_state* dial_engine::find_campaign(const std::string& id) {
+  const auto it = campaigns_.find(id);
+  return it == campaigns_.end() || it->second->removing ? nullptr : it->second.get();
+}
+
+control_status dial_engine::pause_campaign(const std::string& id) {
+  campaign_state* c = find_campaign(id);
+  if (c == nullptr) {
+    return control_status::unknown;
+  }
+  if (c->progress.cancelled) {
+    return control_status::conflict;
+  }
+  if (!c->progress.paused) {
+    c->progress.paused = true;
+    c->progress.paused_by_operator = true;
+    c->progress.pause_reason = "paused by an operator";
+    DIALER_LOG_INFO("campaign %s paused by an operator: no new calls; live calls go on",
+                    id.c_str());
+  }
+  return control_status::ok;
+}
+
+control_status dial_engine::resume_campaign(const std::string& id) {
+  campaign_state* c = find_campaign(id);
+  if (c == nullptr) {
+    return control_status::unknown;
+  }
+  if (c->progress.cancelled) {
+    return control_status::conflict;
+  }
+  if (c->progress.paused) {
+    DIALER_LOG_INFO("campaign %s resumed (was: %s)", id.c_str(), c->progress.pause_reason.c_str());
+    c->progress.paused = false;
+    c->progress.paused_by_operator = false;
+    c->progress.pause_reason.clear();
+    idle_reported_ = false;
+    pump();
+  }
+  return control_status::ok;
+}
+
+control_status dial_engine::cancel_campaign(const std::string& id,
+                                            std::function<void(std::int64_t)> done) {
+  campaign_state* c = find_campaign(id);
+  if (c == nullptr) {
+    return control_status::unknown;
+  }
+  c->progress.cancelled = true;
+  c->progress.paused = true;
+  c->progress.paused_by_operator = false;
+  c->progress.pause_reason = "cancelled by an operator";
+  // What is queued here is still PENDING on disk: the store suppresses it.
+  c->ready.clear();
+  c->retries = {};
+  c->next_due_ms = 0;
+  c->exhausted = true;
+  c->ingest_done = true;
+  store_.cancel_pending(id, [this, id, done = std::move(done), alive = alive_](std::int64_t n) {
+    if (*alive) {
+      DIALER_LOG_INFO(
+          "campaign %s cancelled: %lld queued task(s) will not be dialed; live calls "
+          "finish",
+          id.c_str(), static_cast<long long>(n));
+      pump();
+    }
+    if (done) {
+      done(n);
+    }
+  });
+  pump();
+  return control_status::ok;
+}
+
+control_status dial_engine::set_campaign_rate(const std::string& id, const config::rate& r,
+                                              int burst) {
+  campaign_state* c = find_campaign(id);
+  if (c == nullptr) {
+    return control_status::unknown;
+  }
+  if (r.count <= 0 || r.per.count() <= 0 || burst < 1) {
+    return control_status::invalid;
+  }
+  const steady_time now = clock_.steady_now();
+  if (c->bucket) {
+    c->bucket->set_rate(r.count, r.per, burst, now);
+  } else {
+    c->bucket.emplace(r.count, r.per, burst);
+  }
+  c->settings->calls_per_second = r;
+  c->settings->burst = burst;
+  DIALER_LOG_INFO("campaign %s: pace set to %.3g calls/s (burst %d)", id.c_str(), per_second(r),
+                  burst);
+  pump();
+  return control_status::ok;
+}
+
+void dial_engine::apply_trunk_settings(trunk_state& t, const config::trunk_settings& s) {
+  const steady_time now = clock_.steady_now();
+  if (!(s.calls_per_second == t.settings->calls_per_second) || s.burst != t.settings->burst) {
+    t.bucket.set_rate(s.calls_per_second.count, s.calls_per_second.per, s.burst, now);
+  }
+  t.gate.set_capacity(s.max_concurrent_calls - s.reserved_slots);
+  *t.settings = s;
+}
+
+control_status dial_engine::set_trunk_rate(const std::string& name, const config::rate& r,
+                                           int burst) {
+  const auto it = trunks_.find(name);
+  if (it == trunks_.end()) {
+    return control_status::unknown;
+  }
+  if (r.count <= 0 || r.per.count() <= 0 || burst < 1) {
+    return control_status::invalid;
+  }
+  config::trunk_settings s = *it->second->settings;
+  s.calls_per_second = r;
+  s.burst = burst;
+  apply_trunk_settings(*it->second, s);
+  DIALER_LOG_INFO("trunk %s: pace set to %.3g calls/s (burst %d)", name.c_str(), per_second(r),
+                  burst);
+  pump();
+  return control_status::ok;
+}
+
+control_status dial_engine::set_trunk_capacity(const std::string& name, int max_concurrent_calls) {
+  const auto it = trunks_.find(name);
+  if (it == trunks_.end()) {
+    return control_status::unknown;
+  }
+  config::trunk_settings s = *it->second->settings;
+  if (max_concurrent_calls <= s.reserved_slots || max_concurrent_calls > 100000) {
+    return control_status::invalid;
+  }
+  s.max_concurrent_calls = max_concurrent_calls;
+  apply_trunk_settings(*it->second, s);
+  DIALER_LOG_INFO("trunk %s: at most %d concurrent calls (%d reserved)", name.c_str(),
+                  max_concurrent_calls, s.reserved_slots);
+  pump();
+  return control_status::ok;
+}
+
+control_status dial_engine::retry_tasks(const std::string& id, task_state which,
+                                        std::function<void(std::int64_t)> done) {
+  campaign_state* c = find_campaign(id);
+  if (c == nullptr) {
+    return control_status::unknown;
+  }
+  if (c->progress.cancelled) {
+    return control_status::conflict;
+  }
+  if (which != task_state::unknown && which != task_state::failed) {
+    return control_status::invalid;
+  }
+  store_.requeue(
+      id, which, [this, c, id, which, done = std::move(done), alive = alive_](std::int64_t n) {
+        if (*alive && n > 0) {
+          DIALER_LOG_INFO("campaign %s: %lld %s task(s) requeued by an operator", id.c_str(),
+                          static_cast<long long>(n), std::string(to_string(which)).c_str());
+          c->next_due_ms = 1;  // requeued tasks come back through the due source
+          idle_reported_ = false;
+          pump();
+        }
+        if (done) {
+          done(n);
+        }
+      });
+  return control_status::ok;
+}
+
+void dial_engine::ingest_started(const std::string& id) {
+  if (campaign_state* c = find_campaign(id)) {
+    c->ingest_done = false;
+    c->exhausted = false;
+    idle_reported_ = false;
+  }
+}
+
+void dial_engine::reconfigure(const config::daemon_settings& settings) {
+  for (const auto& [name, t] : settings.trunks) {
+    const auto it = trunks_.find(name);
+    if (it == trunks_.end()) {
+      trunks_.emplace(name, std::make_unique<trunk_state>(t));
+    } else {
+      apply_trunk_settings(*it->second, t);
+    }
+  }
+  std::set<std::string> wanted;
+  for (const auto& cs : settings.campaigns) {
+    wanted.insert(cs.id);
+    const auto it = campaigns_.find(cs.id);
+    if (it == campaigns_.end() || it->second->settings->trunk != cs.trunk) {
+      if (it != campaigns_.end()) {
+        DIALER_LOG_WARN("campaign %s: moving to another trunk needs a restart; kept on %s",
+                        cs.id.c_str(), it->second->settings->trunk.c_str());
+        continue;
+      }
+      campaign_state& c = add_campaign_state(cs);
+      DIALER_LOG_INFO("campaign %s: added by a reload", cs.id.c_str());
+      load_campaign(c);
+      continue;
+    }
+    campaign_state& c = *it->second;
+    if (c.removing) {
+      c.removing = false;
+      DIALER_LOG_INFO("campaign %s: back in the configuration", cs.id.c_str());
+    }
+    const steady_time now = clock_.steady_now();
+    if (cs.calls_per_second) {
+      if (c.bucket) {
+        c.bucket->set_rate(cs.calls_per_second->count, cs.calls_per_second->per, cs.burst, now);
+      } else {
+        c.bucket.emplace(cs.calls_per_second->count, cs.calls_per_second->per, cs.burst);
+      }
+    } else {
+      c.bucket.reset();
+    }
+    const std::string trunk = c.settings->trunk;
+    *c.settings = cs;
+    c.settings->trunk = trunk;
+  }
+  for (auto& [id, c] : campaigns_) {
+    if (!wanted.contains(id) && !c->removing) {
+      c->removing = true;
+      c->ready.clear();
+      c->retries = {};
+      c->next_due_ms = 0;
+      DIALER_LOG_INFO(
+          "campaign %s: removed from the configuration; it stops dialing (its queued "
+          "tasks stay PENDING in the state file), live calls finish",
+          id.c_str());
+    }
+  }
+  idle_reported_ = false;
+  pump();
 }
 
 void dial_engine::arm_timer(steady_time wake) {
@@ -923,7 +1273,11 @@ void dial_engine::check_idle() {
     if (c->progress.in_flight != 0) {
       return;
     }
-    if (!draining_ && !c->progress.paused && !campaign_complete(*c)) {
+    if (draining_ || c->removing || c->progress.cancelled) {
+      continue;
+    }
+    // A pause by an operator waits for resume; one by the API (401/403/404) ends a one-shot run.
+    if (c->progress.paused_by_operator || (!c->progress.paused && !campaign_complete(*c))) {
       return;
     }
   }
@@ -937,17 +1291,39 @@ void dial_engine::check_idle() {
 
 std::vector<campaign_progress> dial_engine::campaigns() const {
   std::vector<campaign_progress> out;
+  const steady_time now = clock_.steady_now();
   for (const auto& [id, c] : campaigns_) {
+    if (c->removing && c->progress.in_flight == 0 && c->progress.live == 0) {
+      continue;
+    }
     out.push_back(c->progress);
-    out.back().complete = campaign_complete(*c);
+    campaign_progress& p = out.back();
+    p.complete = campaign_complete(*c);
+    p.trunk = c->settings->trunk;
+    p.weight = c->settings->weight;
+    p.rate_target =
+        per_second(c->settings->calls_per_second.value_or(c->trunk->settings->calls_per_second));
+    p.rate_achieved = c->achieved.per_second(now);
   }
   return out;
 }
 
 std::vector<trunk_progress> dial_engine::trunks() const {
   std::vector<trunk_progress> out;
+  const steady_time now = clock_.steady_now();
   for (const auto& [name, t] : trunks_) {
-    out.push_back({name, t->gate.in_use(), t->gate.capacity(), t->gate.peak(), t->holds});
+    trunk_progress p;
+    p.name = name;
+    p.active = t->gate.in_use();
+    p.capacity = t->settings->max_concurrent_calls;
+    p.reserved = t->settings->reserved_slots;
+    p.peak_active = t->gate.peak();
+    p.holds = t->holds;
+    p.held = now < t->hold_until;
+    p.rate_target = per_second(t->settings->calls_per_second);
+    p.rate_achieved = t->achieved.per_second(now);
+    p.request_latency = t->request_latency;
+    out.push_back(std::move(p));
   }
   return out;
 }

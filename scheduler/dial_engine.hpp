@@ -20,6 +20,7 @@
 
 #include "config/config.hpp"
 #include "core/http_client.hpp"
+#include "core/prometheus.hpp"
 #include "core/state_store.hpp"
 #include "core/time.hpp"
 
@@ -27,9 +28,15 @@ namespace dialer {
 
 struct campaign_progress {
   std::string id;
+  std::string trunk;
+  int weight = 1;
   bool paused = false;
+  bool paused_by_operator = false;  // waits for resume, even in a one-shot run
+  bool cancelled = false;
   std::string pause_reason;
   bool complete = false;
+  double rate_target = 0;    // calls/s: the campaign's own pace, else its trunk's
+  double rate_achieved = 0;  // starts/s over the last 10 s
   std::int64_t requests = 0;
   std::int64_t started = 0;
   std::int64_t retried = 0;
@@ -41,14 +48,28 @@ struct campaign_progress {
   std::int64_t redials = 0;      // redials scheduled by an end reason
   std::int64_t unconfirmed = 0;  // no session.ended in time: settling by pull
   std::int64_t settling = 0;     // session or transcript pulls queued or in flight
+  std::map<std::string, std::int64_t> failed_by_class;  // requests that started no call
+  std::map<std::string, std::int64_t> ended_by_reason;
 };
 
 struct trunk_progress {
   std::string name;
-  std::int64_t active = 0;  // DIALING + STARTED holding a slot
-  std::int64_t capacity = 0;
+  std::int64_t active = 0;    // DIALING + STARTED holding a slot
+  std::int64_t capacity = 0;  // max_concurrent_calls
+  std::int64_t reserved = 0;  // of which kept free for other traffic
   std::int64_t peak_active = 0;
   std::int64_t holds = 0;  // Retry-After holds of the whole trunk
+  bool held = false;       // a hold is in force now
+  double rate_target = 0;
+  double rate_achieved = 0;
+  prom::histogram request_latency{prom::latency_buckets()};  // calls/start, seconds
+};
+
+enum class control_status : std::uint8_t {
+  ok,
+  unknown,   // no such campaign or trunk
+  conflict,  // not possible in its state (e.g. resume a cancelled campaign)
+  invalid,   // a value out of range
 };
 
 class dial_engine {
@@ -80,6 +101,25 @@ class dial_engine {
   void ingest_finished(const std::string& campaign);
   // Stop claiming; requests in flight finish; then on_idle runs.
   void drain();
+  // ---- Live control (the control API and reloads); io thread only. ----
+  control_status pause_campaign(const std::string& id);
+  control_status resume_campaign(const std::string& id);
+  // Queued tasks become SUPPRESSED ("cancelled"); requests in flight and live calls finish.
+  // `done` gets how many tasks were cancelled.
+  control_status cancel_campaign(const std::string& id, std::function<void(std::int64_t)> done);
+  control_status set_campaign_rate(const std::string& id, const config::rate& r, int burst);
+  control_status set_trunk_rate(const std::string& name, const config::rate& r, int burst);
+  control_status set_trunk_capacity(const std::string& name, int max_concurrent_calls);
+  // UNKNOWN or FAILED tasks go back to PENDING (attempts kept) and are dialed as new attempts.
+  control_status retry_tasks(const std::string& id, task_state which,
+                             std::function<void(std::int64_t)> done);
+  // A reloaded configuration: new campaigns start, removed ones stop claiming and drain, known
+  // ones take the new pacing, weight, retry and duration settings; trunks take their new pace
+  // and caps. The API settings are not reloadable (the pool is built from them).
+  void reconfigure(const config::daemon_settings& settings);
+  // More rows are being read into `id` (add-csv): it is not complete until ingest_finished.
+  void ingest_started(const std::string& id);
+
   // A session event the store applied (from a webhook or a pull): frees the slot of an ended call,
   // learns the session of a started one, wakes due redials and queues transcript pulls.
   void on_session_update(const update_outcome& outcome);
@@ -92,6 +132,10 @@ class dial_engine {
 
   [[nodiscard]] std::vector<campaign_progress> campaigns() const;
   [[nodiscard]] std::vector<trunk_progress> trunks() const;
+  // Session pulls by result: settled, active, not_found, error.
+  [[nodiscard]] const std::map<std::string, std::int64_t>& pull_results() const {
+    return pull_results_;
+  }
 
  private:
   struct campaign_state;
@@ -100,6 +144,9 @@ class dial_engine {
   struct live_call;
   struct pull;
 
+  campaign_state& add_campaign_state(const config::campaign_settings& c);
+  void load_campaign(campaign_state& c);
+  void apply_trunk_settings(trunk_state& t, const config::trunk_settings& s);
   void pump();
   void pump_trunk(trunk_state& trunk, steady_time now, steady_time& wake);
   campaign_state* next_campaign(trunk_state& trunk, steady_time now, steady_time& wake);
@@ -121,13 +168,15 @@ class dial_engine {
   void settle_failed(pull& p, std::string detail);
   void schedule_retry(campaign_state& campaign, dial_task task, steady_time due);
   void pause(campaign_state& campaign, std::string reason);
+  campaign_state* find_campaign(const std::string& id);
   void arm_timer(steady_time wake);
   void check_idle();
   [[nodiscard]] bool campaign_complete(const campaign_state& campaign) const;
   [[nodiscard]] std::uint64_t random();
 
   boost::asio::io_context& io_;
-  const config::daemon_settings& settings_;
+  config::api_settings api_;
+  config::settle_settings settle_;
   state_store& store_;
   http_connection_pool& pool_;
   const time_source& clock_;
@@ -153,7 +202,9 @@ class dial_engine {
   std::unordered_map<std::int64_t, attempt*> in_flight_;  // requests sent, not answered
   std::vector<std::shared_ptr<pull>> pull_queue_;         // a heap by due time
   std::size_t pulls_in_flight_ = 0;
-  std::int64_t last_anonymous_hold_ = 0;  // live_ keys below 0: holds no webhook can name
+  std::int64_t last_anonymous_hold_ = 0;
+  std::map<std::string, std::int64_t>
+      pull_results_;  // live_ keys below 0: holds no webhook can name
 };
 
 }  // namespace dialer

@@ -11,6 +11,7 @@ packages=(
   libphonenumber-dev libhowardhinnant-date-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps
+  prometheus
 )
 
 missing=()

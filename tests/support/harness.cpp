@@ -301,6 +301,11 @@ std::filesystem::path write_dialer_config(const temp_dir& dir, const simulator& 
     << ", burst: " << s.burst << "}\n"
     << "campaigns: [campaign.yaml]\n"
     << s.extra_daemon_yaml;
+  // The control listener defaults to 127.0.0.1:9464: tests running side by side take any free
+  // port instead (a test that sets `listen:` itself names its own control address).
+  if (s.extra_daemon_yaml.find("listen:") == std::string::npos) {
+    d << "listen: {control: \"127.0.0.1:0\"}\n";
+  }
   write_file(dir / "dialerd.yaml", d.str());
   std::ostringstream c;
   c << "id: it-campaign\n"

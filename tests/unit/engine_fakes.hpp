@@ -227,6 +227,7 @@ class fake_store final : public state_store {
                               std::find(p->second.redial_on.begin(), p->second.redial_on.end(),
                                         u.end_reason) != p->second.redial_on.end();
           r->end_reason = u.end_reason;
+          o.end_reason = u.end_reason;
           r->state = redial ? task_state::pending : task_state::ended;
           r->redial_at_ms =
               redial ? to_unix_ms(clock_.system_now()) + p->second.redial_after_ms : 0;
@@ -271,6 +272,40 @@ class fake_store final : public state_store {
                          std::function<void(std::int64_t)> done) override {
     if (done) {
       boost::asio::post(io_, [done = std::move(done)] { done(0); });
+    }
+  }
+  void fetch_summary(const std::string& campaign,
+                     std::function<void(campaign_summary)> done) override {
+    boost::asio::post(io_, [done = std::move(done), s = summary(campaign)]() mutable {
+      done(std::move(s));
+    });
+  }
+  void cancel_pending(const std::string& campaign,
+                      std::function<void(std::int64_t)> done) override {
+    std::int64_t n = 0;
+    for (auto& [id, r] : rows_) {
+      if (r.campaign == campaign && r.state == task_state::pending) {
+        r.state = task_state::suppressed;
+        r.error_class = "cancelled";
+        ++n;
+      }
+    }
+    if (done) {
+      boost::asio::post(io_, [done = std::move(done), n] { done(n); });
+    }
+  }
+  void requeue(const std::string& campaign, task_state from,
+               std::function<void(std::int64_t)> done) override {
+    std::int64_t n = 0;
+    for (auto& [id, r] : rows_) {
+      if (r.campaign == campaign && r.state == from) {
+        r.state = task_state::pending;
+        r.redial_at_ms = to_unix_ms(clock_.system_now());
+        ++n;
+      }
+    }
+    if (done) {
+      boost::asio::post(io_, [done = std::move(done), n] { done(n); });
     }
   }
   void set_campaign_policy(const std::string& campaign, campaign_policy policy) override {
