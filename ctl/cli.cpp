@@ -452,7 +452,8 @@ std::string usage(command cmd) {
       "                     else http://127.0.0.1:9464); https is not supported\n"
       "  --token-file FILE  send the token in FILE as \"Authorization: Bearer\" (the daemon's\n"
       "                     control.token_file); the token is never printed\n"
-      "  --timeout D        bound on each request, like 5s or 500ms (default 10s)\n"
+      "  --timeout D        bound on each request, like 5s or 500ms (default 10s;\n"
+      "                     phone-numbers 20s)\n"
       "  --help             help; COMMAND --help for one command\n"
       "\n"
       "Exit status: 0 done, 1 the daemon refused or failed (its error is printed), 2 usage,\n"
@@ -570,7 +571,8 @@ std::string usage(command cmd) {
           "usage: dialerctl phone-numbers [--json]\n"
           "\n"
           "Lists the Agentix phone numbers (id, number, name), to find a trunk's\n"
-          "phone_number_id. The daemon passes the Agentix answer through.\n"
+          "phone_number_id. The daemon passes the Agentix answer through, so the request\n"
+          "waits up to 20s unless --timeout says otherwise.\n"
           "\n"
           "  --json  print that answer as it is\n";
       break;

@@ -35,6 +35,9 @@ constexpr std::string_view default_control = "http://127.0.0.1:9464";
 constexpr std::size_t max_token_file = 64 * 1024;
 constexpr std::size_t max_error_text = 300;
 constexpr int exit_interrupted = 128 + SIGINT;
+// The daemon asks Agentix for the list, which may take its own request timeout (10 s by default)
+// and a connect: a shorter wait would call a slow API an unreachable daemon.
+constexpr std::chrono::milliseconds phone_numbers_timeout{20000};
 
 // ANSI: cursor home + clear screen; hide and show the cursor.
 constexpr std::string_view clear_screen = "\x1b[H\x1b[2J";
@@ -418,6 +421,14 @@ int run_export(const context& ctx, session& s, const invocation& inv) {
     return exit_failed;
   }
   const std::string state_path = parsed.value().state_path;
+  if (state_path.front() != '/') {
+    // Relative to the daemon's working folder, which we cannot know: guessing could export from
+    // another state file.
+    ctx.err << "dialerctl: the daemon reports a relative state_path (" << s.clean(state_path)
+            << "), so its folder is unknown; run `dialerd export --state-path FILE --campaign "
+            << printable(inv.target) << "` in the daemon's folder instead\n";
+    return exit_failed;
+  }
   std::error_code ec;
   if (!fs::exists(state_path, ec)) {
     ctx.err << "dialerctl: the daemon's state file " << s.clean(state_path)
@@ -637,7 +648,8 @@ int run(const std::vector<std::string>& args, const context& ctx) {
     token = std::move(t.value());
   }
   fetch_options options;
-  options.timeout = inv.global.timeout.value_or(default_timeout);
+  options.timeout = inv.global.timeout.value_or(
+      inv.cmd == command::phone_numbers ? phone_numbers_timeout : default_timeout);
   options.cancel_fd = ctx.interrupt_fd;
   session s(ctx, std::move(to.value()), std::move(token), inv.global.token_file.value_or(""),
             options);

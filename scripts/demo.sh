@@ -32,7 +32,9 @@ chmod 600 "$run/api.key"
 printf 'whsec_demo_%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" > "$run/webhook-signing.key"
 chmod 600 "$run/webhook-signing.key"
 # A free loopback port for dialerd's webhook listener (the simulator must know it first).
-hook_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+hook_port=$(free_port)
+ctl_port=$(free_port)
 
 "$build/sim/agentix-sim" --listen 127.0.0.1:0 --port-file "$run/sim.port" \
   --cert-dir "$run/sim-cert" --api-key-file "$run/api.key" \
@@ -62,7 +64,7 @@ state_path: state.db
 # A call whose session.ended never comes frees its slot after max_duration + slot_grace and is
 # settled by pulling its session.
 slot_grace: 1s
-listen: {webhooks: "127.0.0.1:$hook_port"}
+listen: {webhooks: "127.0.0.1:$hook_port", control: "127.0.0.1:$ctl_port"}
 webhooks:
   path: /webhooks/agentix
   allow_from: [127.0.0.1/32, "::1/128"]
@@ -85,7 +87,17 @@ YAML
 echo "== dialerd: 1,000 rows at 50 calls/s, at most 60 concurrent, against agentix-sim on 127.0.0.1:$port;"
 echo "   webhooks on 127.0.0.1:$hook_port (HMAC-signed; 2% lost, 5% repeated); no_answer/busy redialed after 2 s"
 status=0
-"$build/daemon/dialerd" --config "$run/dialerd.yaml" || status=$?
+"$build/daemon/dialerd" --config "$run/dialerd.yaml" &
+dialerd_pid=$!
+# Mid-run, what an operator sees (metrics are on the same listener: /metrics).
+sleep 8
+if [[ -x "$build/daemon/dialerctl" ]]; then
+  echo
+  echo "== dialerctl status (8 s in)"
+  "$build/daemon/dialerctl" --control "http://127.0.0.1:$ctl_port" status || true
+  echo
+fi
+wait "$dialerd_pid" || status=$?
 
 kill -TERM "$sim_pid"
 wait "$sim_pid" || true

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <signal.h>
 #include <simdjson.h>
 #include <sqlite3.h>
@@ -733,6 +734,171 @@ long vm_rss_kib(pid_t pid) {
     }
   }
   return -1;
+}
+
+std::vector<ledger_entry> simulator::ledger_now() const {
+  const std::string text = read_file(dir_ / "ledger.jsonl");
+  std::vector<ledger_entry> out;
+  simdjson::dom::parser parser;
+  std::size_t at = 0;
+  // A line without its newline is still being written: left for the next call.
+  for (std::size_t nl = text.find('\n'); nl != std::string::npos;
+       at = nl + 1, nl = text.find('\n', at)) {
+    const std::string line = text.substr(at, nl - at);
+    simdjson::dom::element e;
+    if (parser.parse(line).get(e) != simdjson::SUCCESS) {
+      throw std::runtime_error("bad ledger line: " + line);
+    }
+    ledger_entry entry;
+    entry.task_id = get_string(e, "task_id");
+    entry.campaign_id = get_string(e, "campaign_id");
+    entry.phone = get_string(e, "phone");
+    entry.session_id = get_string(e, "session_id");
+    entry.idempotency_key = get_string(e, "idempotency_key");
+    entry.outcome = get_string(e, "outcome");
+    entry.ts_ms = get_long(e, "ts_ms");
+    entry.mono_ns = get_long(e, "mono_ns");
+    entry.duration_ms = get_long(e, "duration_ms");
+    entry.end_reason = get_string(e, "endReason");
+    entry.duration_seconds = get_long(e, "durationSeconds");
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+namespace {
+
+// The body of a chunked message; what it cannot decode it returns as it is.
+std::string dechunk(const std::string& raw) {
+  std::string out;
+  std::size_t at = 0;
+  while (at < raw.size()) {
+    const std::size_t eol = raw.find("\r\n", at);
+    if (eol == std::string::npos) {
+      return raw;
+    }
+    const std::size_t size = std::strtoul(raw.c_str() + at, nullptr, 16);
+    if (size == 0) {
+      return out;
+    }
+    if (eol + 2 + size > raw.size()) {
+      return raw;
+    }
+    out.append(raw, eol + 2, size);
+    at = eol + 2 + size + 2;
+  }
+  return out;
+}
+
+}  // namespace
+
+http_reply http_request_to(int port, const std::string& method, const std::string& target,
+                           const std::string& body, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  http_reply reply;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return reply;
+  }
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return reply;
+  }
+  std::string request = method + " " + target +
+                        " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAccept: */*\r\n";
+  if (!body.empty() || method == "POST") {
+    request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+               "\r\n";
+  }
+  request += "\r\n" + body;
+  std::string_view left = request;
+  while (!left.empty()) {
+    const ssize_t n = ::send(fd, left.data(), left.size(), MSG_NOSIGNAL);
+    if (n <= 0) {
+      ::close(fd);
+      return reply;
+    }
+    left.remove_prefix(static_cast<std::size_t>(n));
+  }
+  std::string raw;
+  char buf[16384];
+  for (;;) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now())
+                        .count();
+    if (ms <= 0) {
+      ::close(fd);
+      return reply;  // no complete answer in time
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(ms)) <= 0) {
+      continue;
+    }
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      ::close(fd);
+      return reply;
+    }
+    if (n == 0) {
+      break;
+    }
+    raw.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  const std::size_t header_end = raw.find("\r\n\r\n");
+  if (header_end == std::string::npos || raw.compare(0, 5, "HTTP/") != 0 || raw.size() < 12) {
+    return reply;
+  }
+  std::string head = raw.substr(0, header_end);
+  std::transform(head.begin(), head.end(), head.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string content = raw.substr(header_end + 4);
+  if (head.find("\r\ntransfer-encoding: chunked") != std::string::npos) {
+    content = dechunk(content);
+  } else if (const std::size_t cl = head.find("\r\ncontent-length:"); cl != std::string::npos) {
+    const std::size_t length = std::strtoul(head.c_str() + cl + 17, nullptr, 10);
+    if (content.size() < length) {
+      return reply;  // cut short
+    }
+    content.resize(length);
+  }
+  reply.status = std::atoi(raw.c_str() + 9);
+  reply.body = std::move(content);
+  return reply;
+}
+
+bool wait_ready(int port, child_process& process, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!process.running()) {
+      return false;
+    }
+    if (http_request_to(port, "GET", "/readyz", "", std::chrono::milliseconds(1000)).status ==
+        200) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+run_result run_dialerctl(const temp_dir& dir, const std::vector<std::string>& args,
+                         std::chrono::seconds timeout) {
+  std::vector<std::string> argv = {DIALERCTL_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  run_result r;
+  {
+    child_process p(argv, dir / "dialerctl.out", dir / "dialerctl.err");
+    const auto code = p.wait_for(timeout);
+    r.exit_code = code ? *code : -1;
+  }
+  r.out = read_file(dir / "dialerctl.out");
+  r.err = read_file(dir / "dialerctl.err");
+  return r;
 }
 
 }  // namespace dialer::test

@@ -106,6 +106,9 @@ class simulator {
   [[nodiscard]] const std::vector<ledger_entry>& ledger() const { return ledger_; }
   // The ledger as written so far (while running).
   [[nodiscard]] std::size_t ledger_lines_now() const;
+  // The ledger's complete lines as written so far (while running; the simulator writes its
+  // buffer every 100 ms). Throws on a complete line that is not JSON.
+  [[nodiscard]] std::vector<ledger_entry> ledger_now() const;
 
  private:
   sim_options options_;
@@ -263,5 +266,30 @@ struct webhook_log_entry {
 
 // VmRSS of a running process in KiB, from /proc/<pid>/status; -1 when unreadable.
 [[nodiscard]] long vm_rss_kib(pid_t pid);
+
+// ---- Operating dialerd: its control listener and dialerctl. ----
+
+struct http_reply {
+  int status = 0;  // 0: no complete answer (refused, reset, timed out)
+  std::string body;
+};
+
+// One plain HTTP/1.1 request to 127.0.0.1:`port` with `Connection: close`, read to the end,
+// bounded by `timeout` in all. Never throws for a failed connection: status 0.
+[[nodiscard]] http_reply http_request_to(int port, const std::string& method,
+                                         const std::string& target, const std::string& body = "",
+                                         std::chrono::milliseconds timeout =
+                                             std::chrono::milliseconds(5000));
+
+// Polls GET /readyz on 127.0.0.1:`port` until it answers 200; false after `timeout` or as soon
+// as `process` exits.
+[[nodiscard]] bool wait_ready(int port, child_process& process,
+                              std::chrono::milliseconds timeout = std::chrono::milliseconds(20000));
+
+// Runs the real dialerctl with `args` to completion, stdin /dev/null (not a terminal, so it
+// never asks), bounded by `timeout` (exit_code -1 when it did not exit in time). Its output goes
+// to `dir`/dialerctl.out and .err, overwritten by each call.
+run_result run_dialerctl(const temp_dir& dir, const std::vector<std::string>& args,
+                         std::chrono::seconds timeout = std::chrono::seconds(20));
 
 }  // namespace dialer::test

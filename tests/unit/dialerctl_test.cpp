@@ -796,6 +796,21 @@ TEST(Dialerctl, ExportRefusesAStateFileThatIsNotHere) {
   cli no_path;
   EXPECT_EQ(no_path.run({"--control", old.url(), "export", "spring"}), exit_failed);
   EXPECT_NE(no_path.err.str().find("names no state_path"), std::string::npos);
+
+  // Relative to a folder we cannot know: even when a file of that name exists here, it may not
+  // be the daemon's.
+  temp_dir dir;
+  dir.write("state.db", "");
+  fake_server relative(
+      [](const seen_request&, int) { return http(200, R"({"state_path": "state.db"})"); });
+  cli rel;
+  const fs::path before = fs::current_path();
+  fs::current_path(dir.path());
+  EXPECT_EQ(rel.run({"--control", relative.url(), "export", "spring"}), exit_failed);
+  fs::current_path(before);
+  EXPECT_TRUE(rel.execs.empty());
+  EXPECT_NE(rel.err.str().find("relative state_path (state.db)"), std::string::npos)
+      << rel.err.str();
 }
 
 TEST(Dialerctl, CheckConfigRunsDialerdAndPassesItsStatusThrough) {
