@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -328,24 +330,40 @@ struct control_service::impl {
   }
 
   void phone_numbers(net::responder respond) {
-    auto shared = std::make_shared<net::responder>(std::move(respond));
+    // The pool queues a request until a connection is ready: an unreachable API would hold the
+    // answer forever, so a timer answers first (the later completion is then dropped).
+    struct pending {
+      net::responder respond;
+      boost::asio::steady_timer timer;
+      bool answered = false;
+    };
+    auto p = std::make_shared<pending>(pending{std::move(respond), boost::asio::steady_timer(io)});
+    p->timer.expires_after(ctx.api.pool.request_timeout + ctx.api.pool.connect_timeout);
+    p->timer.async_wait([p](const boost::system::error_code& ec) {
+      if (!ec && !p->answered) {
+        p->answered = true;
+        p->respond(error(504, "the Agentix API did not answer in time"));
+      }
+    });
     http_request req;
     req.method = "GET";
     req.target = ctx.api.base_path + "/api/v1/phone-numbers";
     req.headers.push_back({"x-api-key", ctx.api.api_key.reveal()});
     req.headers.push_back({"Accept", "application/json"});
-    ctx.pool->send(std::move(req), [shared, alive_now = alive](http_response r) {
-      if (!*alive_now) {
+    ctx.pool->send(std::move(req), [p, alive_now = alive](http_response r) {
+      if (!*alive_now || p->answered) {
         return;
       }
+      p->answered = true;
+      p->timer.cancel();
       if (r.error != transport_error::none) {
-        return (*shared)(
-            error(502, "the Agentix API could not be reached: " + std::string(to_string(r.error))));
+        return p->respond(error(502, "the Agentix API could not be reached: " +
+                                         std::string(to_string(r.error))));
       }
       if (r.status < 200 || r.status >= 300) {
-        return (*shared)(error(502, "the Agentix API answered HTTP " + std::to_string(r.status)));
+        return p->respond(error(502, "the Agentix API answered HTTP " + std::to_string(r.status)));
       }
-      (*shared)(json(200, std::move(r.body)));
+      p->respond(json(200, std::move(r.body)));
     });
   }
 

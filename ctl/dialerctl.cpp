@@ -464,6 +464,11 @@ int dispatch(const context& ctx, session& s, const invocation& inv) {
           return exit_usage;
         }
         if (!confirmed(ctx, inv.target)) {
+          if (pollfd p{ctx.interrupt_fd, POLLIN, 0};
+              ctx.interrupt_fd >= 0 && ::poll(&p, 1, 0) == 1) {
+            ctx.err << "\n";  // Ctrl-C at the question: stop, as it would without us
+            return interrupt_status(ctx.interrupt_fd, false);
+          }
           ctx.err << "dialerctl: not confirmed; campaign " << printable(inv.target)
                   << " was not cancelled\n";
           return exit_failed;

@@ -39,7 +39,9 @@ int install_interrupt_pipe() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
+  // No SA_RESTART: a read of cancel's answer must end on Ctrl-C too. Every other blocking call
+  // is a poll() on the pipe (never restarted anyway) or handles EINTR.
+  sa.sa_flags = 0;
   for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
     ::sigaction(sig, &sa, nullptr);
   }

@@ -356,7 +356,7 @@ int run(const config::daemon_settings& initial, const arguments& args) {
     ctx.pool = pool.get();
     ctx.webhooks = webhooks.get();
     ctx.api = settings.api;
-    ctx.state_path = settings.state_path.string();
+    ctx.state_path = std::filesystem::absolute(settings.state_path).string();
     ctx.version = DIALERD_VERSION;
     ctx.ready = [&ready] { return ready; };
     ctx.draining = [&signals_seen] { return signals_seen > 0; };
