@@ -44,6 +44,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -52,11 +53,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -430,8 +433,8 @@ void flush_and_wait(state_store& store) {
 }
 
 // N tasks ingested, claimed (mark_dialing) and recorded STARTED with session_id(i): the state a
-// campaign is in when its calls end. Blocking; returns row ids by task index.
-std::vector<std::int64_t> populate(sqlite_store& store, int n) {
+// campaign is in when its calls end. Blocking; throws when the store disagrees.
+void populate(sqlite_store& store, int n) {
   const std::string campaign(campaign_id);
   constexpr int batch = 4096;  // sqlite_store.hpp: keep ingest batches to a few thousand rows
   std::int64_t pending = 0;
@@ -509,7 +512,6 @@ std::vector<std::int64_t> populate(sqlite_store& store, int n) {
         std::to_string(s.by_state[static_cast<std::size_t>(task_state::started)]) +
         " STARTED tasks after set-up");
   }
-  return row_ids;
 }
 
 // ---- The load generator: K keep-alive connections, one request at a time each. ----
@@ -669,8 +671,8 @@ class load_generator {
     const bool close = iequals(field(head, "Connection"), "close");
     c.in.erase(0, head_end + 4 + length);
     if (close) {
-      // http_server closes after max_requests_per_connection; a client reconnects (untimed
-      // effort would be wrong here: this is part of the load).
+      // http_server closes after max_requests_per_connection: reconnect inside the timed window,
+      // as a real sender would.
       boost::system::error_code ec;
       c.sock.close(ec);
       c.sock = tcp::socket(io_);

@@ -124,6 +124,7 @@ struct dial_engine::campaign_state {
   std::int64_t next_due_ms = 1;  // 0: none known; 1: ask at start
   std::int64_t due_cursor_ms = 0;
   std::int64_t due_cursor_row = 0;
+  std::uint64_t due_generation = 0;  // bumped when the cursor is reset
   bool fetching_due = false;
   steady_time next_purge{};
   campaign_progress progress;
@@ -311,7 +312,7 @@ void dial_engine::pump() {
     // to complete while STARTED calls still hold every slot.
     const std::int64_t now_ms = to_unix_ms(clock_.system_now());
     for (auto& [id, c] : campaigns_) {
-      if (!c->progress.paused && c->ready.size() < options_.page_size / 2) {
+      if (!c->progress.paused && !c->removing && c->ready.size() < options_.page_size / 2) {
         refill(*c);
         refill_due(*c, now_ms);
       }
@@ -408,23 +409,29 @@ void dial_engine::refill_due(campaign_state& c, std::int64_t now_ms) {
   }
   c.fetching_due = true;
   const std::size_t limit = std::max<std::size_t>(options_.page_size / 2, 1);
-  store_.fetch_due(c.settings->id, c.due_cursor_ms, c.due_cursor_row, now_ms, limit,
-                   [this, campaign = &c, limit, alive = alive_](due_page page) {
-                     if (!*alive) {
-                       return;
-                     }
-                     campaign_state& c = *campaign;
-                     c.fetching_due = false;
-                     for (auto& t : page.tasks) {
-                       c.due_cursor_ms = t.not_before_ms;
-                       c.due_cursor_row = t.row_id;
-                       t.not_before_ms = 0;
-                       c.ready.push_back(std::move(t));
-                     }
-                     // A full page may have more due behind it: ask again at once.
-                     c.next_due_ms = page.tasks.size() >= limit ? 1 : page.next_due_ms;
-                     pump();
-                   });
+  store_.fetch_due(
+      c.settings->id, c.due_cursor_ms, c.due_cursor_row, now_ms, limit,
+      [this, campaign = &c, limit, generation = c.due_generation,
+       alive = alive_](due_page page) {
+        if (!*alive) {
+          return;
+        }
+        campaign_state& c = *campaign;
+        c.fetching_due = false;
+        const bool reset_meanwhile = generation != c.due_generation;
+        for (auto& t : page.tasks) {
+          if (!reset_meanwhile) {
+            c.due_cursor_ms = t.not_before_ms;
+            c.due_cursor_row = t.row_id;
+          }
+          t.not_before_ms = 0;
+          c.ready.push_back(std::move(t));
+        }
+        // A full page may have more due behind it, and a reset cursor must be read again from
+        // the start: ask again at once.
+        c.next_due_ms = page.tasks.size() >= limit || reset_meanwhile ? 1 : page.next_due_ms;
+        pump();
+      });
 }
 
 void dial_engine::pump_trunk(trunk_state& trunk, steady_time now, steady_time& wake) {
@@ -614,11 +621,55 @@ void dial_engine::on_claimed(std::shared_ptr<attempt> a, claim_outcome o) {
     pump();
     return;
   }
+  if (stopped(c)) {
+    withdraw(std::move(a), clock_.steady_now());
+    pump();
+    return;
+  }
   a->trunk->write_queue.push_back(std::move(a));
   pump();
 }
 
+// A claim is durably DIALING but its request is not written yet; the campaign stopped (paused,
+// cancelled, removed) meanwhile. Nothing was sent, so it certainly placed no call: the task goes
+// back to PENDING (a cancelled one then to SUPPRESSED), and a paused one waits in memory for resume.
+void dial_engine::withdraw(std::shared_ptr<attempt> a, steady_time now) {
+  campaign_state& c = *a->campaign;
+  trunk_state& trunk = *a->trunk;
+  --reserved_connections_;
+  --trunk.unsent;
+  --c.unsent;
+  --c.progress.in_flight;
+  trunk.gate.release();
+  attempt_outcome o;
+  o.row_id = a->task.row_id;
+  o.state = task_state::pending;
+  o.attempts = a->number;
+  o.error_class = "not_sent";
+  o.detail = "claimed, then the campaign stopped before the request was sent";
+  store_.record(std::move(o), nullptr);
+  a->task.attempts = a->number;
+  if (c.progress.cancelled) {
+    store_.cancel_pending(c.settings->id, nullptr);
+  } else if (!c.removing) {
+    schedule_retry(c, std::move(a->task), now);
+  }
+}
+
+bool dial_engine::stopped(const campaign_state& c) {
+  return c.progress.paused || c.progress.cancelled || c.removing;
+}
+
 void dial_engine::write_ready(trunk_state& trunk, steady_time now, steady_time& wake) {
+  for (auto it = trunk.write_queue.begin(); it != trunk.write_queue.end();) {
+    if (stopped(*(*it)->campaign)) {
+      std::shared_ptr<attempt> a = std::move(*it);
+      it = trunk.write_queue.erase(it);
+      withdraw(std::move(a), now);
+    } else {
+      ++it;
+    }
+  }
   while (!trunk.write_queue.empty()) {
     if (now < trunk.hold_until) {
       wake = std::min(wake, trunk.hold_until);
@@ -878,6 +929,11 @@ void dial_engine::on_session_update(const update_outcome& o) {
   }
   if (o.state == task_state::pending && o.redial_at_ms != 0) {
     ++c.progress.redials;
+    if (o.redial_at_ms <= c.due_cursor_ms) {  // the wall clock stepped back
+      c.due_cursor_ms = 0;
+      c.due_cursor_row = 0;
+      ++c.due_generation;
+    }
     if (c.next_due_ms == 0 || (c.next_due_ms != 1 && o.redial_at_ms < c.next_due_ms)) {
       c.next_due_ms = o.redial_at_ms;
     }
@@ -1164,7 +1220,12 @@ control_status dial_engine::retry_tasks(const std::string& id, task_state which,
         if (*alive && n > 0) {
           DIALER_LOG_INFO("campaign %s: %lld %s task(s) requeued by an operator", id.c_str(),
                           static_cast<long long>(n), std::string(to_string(which)).c_str());
-          c->next_due_ms = 1;  // requeued tasks come back through the due source
+          // Requeued tasks come back through the due source; their due time may be at or behind
+          // its cursor (the same millisecond, or the wall clock stepped back): read it from the start.
+          c->next_due_ms = 1;
+          c->due_cursor_ms = 0;
+          c->due_cursor_row = 0;
+          ++c->due_generation;
           idle_reported_ = false;
           pump();
         }
@@ -1210,6 +1271,14 @@ void dial_engine::reconfigure(const config::daemon_settings& settings) {
     campaign_state& c = *it->second;
     if (c.removing) {
       c.removing = false;
+      // What it had in memory was dropped at removal: read its PENDING tasks again.
+      c.cursor = 0;
+      c.exhausted = false;
+      ++c.added_generation;
+      c.due_cursor_ms = 0;
+      c.due_cursor_row = 0;
+      ++c.due_generation;
+      c.next_due_ms = 1;
       DIALER_LOG_INFO("campaign %s: back in the configuration", cs.id.c_str());
     }
     const steady_time now = clock_.steady_now();
