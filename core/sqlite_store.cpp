@@ -25,7 +25,7 @@
 namespace dialer {
 namespace {
 
-constexpr int schema_version = 2;
+constexpr int schema_version = 3;
 constexpr std::int64_t dialer_application_id = 0x6469616c;  // "dial": refuse other SQLite files
 
 constexpr std::string_view interrupted_detail =
@@ -251,6 +251,36 @@ CREATE TABLE IF NOT EXISTS number_calls (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 3: a cancel is durable (campaigns.cancelled: rows ingested later are stored SUPPRESSED,
+// a restart keeps the campaign cancelled), and each CSV file read into a campaign has its own
+// record, so a list added to a running campaign neither replaces the original's record (which
+// would make a restart read the original again) nor its row count.
+constexpr const char* migration_v3_sql = R"sql(
+ALTER TABLE campaigns ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS ingested_files (
+  campaign TEXT NOT NULL,
+  path TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  rows_read INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (campaign, path)
+) WITHOUT ROWID;
+)sql";
+
+// file_fingerprint() is "<path>|<size>|<mtime ns>" (or "<path>|missing"): the file is the part
+// before the last two separators, whatever the path itself contains.
+std::string fingerprint_path(std::string_view fingerprint) {
+  const auto last = fingerprint.rfind('|');
+  if (last == std::string_view::npos) {
+    return std::string(fingerprint);
+  }
+  if (fingerprint.substr(last + 1) == "missing") {
+    return std::string(fingerprint.substr(0, last));
+  }
+  const auto second = fingerprint.rfind('|', last == 0 ? 0 : last - 1);
+  return std::string(fingerprint.substr(0, second == std::string_view::npos ? last : second));
+}
+
 static_assert(state_int(task_state::dialing) == 1, "tasks_dialing's WHERE clause says state = 1");
 static_assert(state_int(task_state::pending) == 0, "tasks_pending's WHERE clause says state = 0");
 
@@ -272,13 +302,25 @@ struct statements {
                       "INSERT OR IGNORE INTO rejects (campaign, line, task_id, phone, reason, "
                       "detail, suppressed, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
         campaign_complete(db,
-                          "SELECT 1 FROM campaigns WHERE id = ?1 AND fingerprint = ?2 "
-                          "AND ingest_complete = 1"),
+                          "SELECT 1 FROM ingested_files WHERE campaign = ?1 AND path = ?3 "
+                          "AND fingerprint = ?2"),
+        finish_file(
+            db,
+            "INSERT INTO ingested_files (campaign, path, fingerprint, rows_read, "
+            "updated_ms) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (campaign, path) DO "
+            "UPDATE SET fingerprint = excluded.fingerprint, rows_read = excluded.rows_read, "
+            "updated_ms = excluded.updated_ms"),
         finish_ingest(db,
                       "INSERT INTO campaigns (id, fingerprint, rows_read, ingest_complete, "
-                      "updated_ms) VALUES (?1, ?2, ?3, 1, ?4) ON CONFLICT (id) DO UPDATE SET "
+                      "updated_ms) VALUES (?1, ?2, (SELECT coalesce(sum(rows_read), 0) FROM "
+                      "ingested_files WHERE campaign = ?1), 1, ?3) ON CONFLICT (id) DO UPDATE SET "
                       "fingerprint = excluded.fingerprint, rows_read = excluded.rows_read, "
                       "ingest_complete = 1, updated_ms = excluded.updated_ms"),
+        campaign_cancelled(db, "SELECT cancelled FROM campaigns WHERE id = ?1"),
+        mark_cancelled(db,
+                       "INSERT INTO campaigns (id, fingerprint, rows_read, ingest_complete, "
+                       "updated_ms, cancelled) VALUES (?1, '', 0, 0, ?2, 1) ON CONFLICT (id) DO "
+                       "UPDATE SET cancelled = 1, updated_ms = excluded.updated_ms"),
         fetch_pending(db,
                       "SELECT row_id, task_id, phone, variables, attempts, not_before_ms "
                       "FROM tasks WHERE campaign = ?1 AND state = 0 AND row_id > ?2 "
@@ -367,7 +409,7 @@ struct statements {
                "error_class = ?4, detail = ?5, session_id = ?6, not_before_ms = ?7, "
                "started_ms = CASE WHEN ?1 = 2 THEN ?8 ELSE started_ms END, updated_ms = ?8 "
                "WHERE row_id = ?9 AND state = 1 AND attempts = ?2"),
-        rows_read(db, "SELECT rows_read FROM campaigns WHERE id = ?1"),
+        rows_read(db, "SELECT rows_read, cancelled FROM campaigns WHERE id = ?1"),
         // Counts scan the table once in rowid order: ~7 times faster than probing rows through
         // a (campaign, …) index, which visits them in random order; and one pass of sums needs
         // no sorter, where GROUP BY built a temp B-tree of every row (+46 MiB at 1M tasks).
@@ -393,7 +435,10 @@ struct statements {
   statement insert_task;
   statement insert_reject;
   statement campaign_complete;
+  statement finish_file;
   statement finish_ingest;
+  statement campaign_cancelled;
+  statement mark_cancelled;
   statement fetch_pending;
   statement fetch_active;
   statement fetch_due;
@@ -630,6 +675,10 @@ class sqlite_writer {
         if (version < 2) {
           exec(db_, migration_v2_sql);
         }
+        if (version < 3) {
+          exec(db_, migration_v3_sql);
+          migrate_ingest_records();
+        }
         exec(db_, ("PRAGMA user_version = " + std::to_string(schema_version) +
                    "; PRAGMA application_id = " + std::to_string(dialer_application_id))
                       .c_str());
@@ -642,6 +691,28 @@ class sqlite_writer {
 
     st_ = std::make_unique<statements>(db_);
     apply_restart_rule();
+  }
+
+  // v2 kept one ingest record per campaign; v3 keeps one per file.
+  void migrate_ingest_records() {
+    statement read(db_,
+                   "SELECT id, fingerprint, rows_read, updated_ms FROM campaigns "
+                   "WHERE ingest_complete = 1");
+    statement write(db_,
+                    "INSERT OR REPLACE INTO ingested_files (campaign, path, fingerprint, "
+                    "rows_read, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
+    statement::use q(read);
+    while (q.step()) {
+      const std::string fingerprint = q.text(1);
+      const std::string path = fingerprint_path(fingerprint);
+      statement::use(write)
+          .bind(1, q.text(0))
+          .bind(2, path)
+          .bind(3, fingerprint)
+          .bind(4, q.int64(2))
+          .bind(5, q.int64(3))
+          .run();
+    }
   }
 
   // A DIALING task may have had its request on the wire when we stopped: nobody knows whether
@@ -845,10 +916,18 @@ class ingest_job final : public blocking_job<ingest_result> {
   void run(job_context& c) override {
     value_ = {};
     std::string detail;
+    bool cancelled = false;
+    {
+      statement::use q(c.st.campaign_cancelled);
+      cancelled = q.bind(1, campaign_).step() && q.int64(0) != 0;
+    }
     for (const ingest_row& row : rows_) {
       task_state state = task_state::pending;
       detail.clear();
-      if (dedupe_phone_) {
+      if (cancelled) {
+        state = task_state::suppressed;
+        detail = "cancelled by an operator";
+      } else if (dedupe_phone_) {
         statement::use q(c.st.find_phone);
         q.bind(1, campaign_).bind(2, row.phone_e164);
         if (q.step()) {
@@ -867,7 +946,9 @@ class ingest_job final : public blocking_job<ingest_result> {
             .bind(4, row.phone_e164)
             .bind(5, row.variables_json)
             .bind(6, state_int(state))
-            .bind_or_null(7, state == task_state::suppressed ? "duplicate_phone" : "")
+            .bind_or_null(7, state != task_state::suppressed ? ""
+                             : cancelled                     ? "cancelled"
+                                                             : "duplicate_phone")
             .bind_or_null(8, detail)
             .bind(9, c.now_ms)
             .run();
@@ -935,8 +1016,9 @@ class ingest_complete_job final : public blocking_job<bool> {
       : campaign_(campaign), fingerprint_(fingerprint) {}
   [[nodiscard]] bool read_only() const override { return true; }
   void run(job_context& c) override {
+    const std::string path = fingerprint_path(fingerprint_);
     statement::use q(c.st.campaign_complete);
-    value_ = q.bind(1, campaign_).bind(2, fingerprint_).step();
+    value_ = q.bind(1, campaign_).bind(2, fingerprint_).bind(3, path).step();
   }
 
  private:
@@ -950,11 +1032,18 @@ class finish_ingest_job final : public blocking_job<void> {
                     std::int64_t rows_read)
       : campaign_(campaign), fingerprint_(fingerprint), rows_read_(rows_read) {}
   void run(job_context& c) override {
+    const std::string path = fingerprint_path(fingerprint_);
+    statement::use(c.st.finish_file)
+        .bind(1, campaign_)
+        .bind(2, path)
+        .bind(3, fingerprint_)
+        .bind(4, rows_read_)
+        .bind(5, c.now_ms)
+        .run();
     statement::use(c.st.finish_ingest)
         .bind(1, campaign_)
         .bind(2, fingerprint_)
-        .bind(3, rows_read_)
-        .bind(4, c.now_ms)
+        .bind(3, c.now_ms)
         .run();
   }
 
@@ -970,6 +1059,7 @@ campaign_summary read_summary(job_context& c, const std::string& campaign_) {
     statement::use q(c.st.rows_read);
     if (q.bind(1, campaign_).step()) {
       value_.rows_read = q.int64(0);
+      value_.cancelled = q.int64(1) != 0;
     }
   }
   {
@@ -1741,6 +1831,7 @@ void sqlite_store::cancel_pending(const std::string& campaign,
                                   std::function<void(std::int64_t)> done) {
   writer_->enqueue(std::make_unique<bulk_update_job>(
       [campaign](job_context& c) {
+        statement::use(c.st.mark_cancelled).bind(1, campaign).bind(2, c.now_ms).run();
         statement::use q(c.st.cancel_pending);
         q.bind(1, campaign).bind(2, c.now_ms).run();
         return q.changes();

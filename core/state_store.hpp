@@ -129,7 +129,8 @@ struct due_page {
 };
 
 struct campaign_summary {
-  std::int64_t rows_read = 0;  // data rows seen by the last complete ingest
+  std::int64_t rows_read = 0;  // data rows of every CSV file read to the end into the campaign
+  bool cancelled = false;      // cancelled by an operator: durable, never dialed again
   state_counts by_state{};
   std::map<std::string, std::int64_t> rejected_by_reason;    // malformed input
   std::map<std::string, std::int64_t> suppressed_by_reason;  // policy (duplicates, number type)
@@ -195,7 +196,9 @@ class state_store {
   // campaign's rows (about 0.1 s per million): callers cache it.
   virtual void fetch_summary(const std::string& campaign,
                              std::function<void(campaign_summary)> done) = 0;
-  // PENDING tasks of `campaign` → SUPPRESSED("cancelled"); `done` gets how many.
+  // PENDING tasks of `campaign` → SUPPRESSED("cancelled"), and the campaign stays cancelled:
+  // rows ingested later are stored SUPPRESSED, a restart sees it in the summary. `done` gets how
+  // many tasks were cancelled.
   virtual void cancel_pending(const std::string& campaign,
                               std::function<void(std::int64_t)> done) = 0;
   // UNKNOWN or FAILED tasks of `campaign` → PENDING, due at once through fetch_due, attempts

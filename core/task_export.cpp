@@ -19,7 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 
 // Must match core/sqlite_store.cpp: the export reads the columns that version added.
-constexpr std::int64_t supported_schema = 2;
+// Versions this export reads: v3 only added tables and columns it does not read.
+constexpr std::int64_t oldest_schema = 2;
+constexpr std::int64_t supported_schema = 3;
 constexpr std::int64_t dialer_application_id = 0x6469616c;
 
 // Output is handed to the stream in chunks of about this size.
@@ -155,7 +157,7 @@ void check_schema(connection& c, const fs::path& path) {
         export_errc::store_unreadable,
         where + "not a dialerd state store (application_id " + std::to_string(app_id) + ")");
   }
-  if (version < supported_schema) {
+  if (version < oldest_schema) {
     throw export_failure(export_errc::schema_too_old,
                          where + "schema version " + std::to_string(version) +
                              " was written by an older dialerd: run dialerd once to migrate it "

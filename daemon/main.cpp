@@ -366,6 +366,11 @@ int run(const config::daemon_settings& initial, const arguments& args) {
       if (it == settings.campaigns.end()) {
         return "unknown campaign";
       }
+      for (const auto& p : engine.campaigns()) {
+        if (p.id == id && p.cancelled) {
+          return "the campaign is cancelled: its rows would never be dialed";
+        }
+      }
       config::campaign_settings added = *it;
       added.csv.path = path;
       try {
@@ -549,7 +554,12 @@ int run(const config::daemon_settings& initial, const arguments& args) {
   for (const auto& [name, t] : settings.trunks) {
     total_capacity += static_cast<std::size_t>(t.max_concurrent_calls);
   }
+  // A cancel is durable: the campaign stays cancelled across restarts.
   for (const auto& c : settings.campaigns) {
+    if (store.summary(c.id).cancelled) {
+      DIALER_LOG_INFO("campaign %s was cancelled by an operator: it is not dialed", c.id.c_str());
+      (void)engine.cancel_campaign(c.id, nullptr);
+    }
     ingest.add(c, false);
   }
   // Store open, listeners bound, configuration valid.

@@ -33,6 +33,10 @@ struct retry_entry {
   }
 };
 
+// How long before its rate token a task may be claimed: about one group commit, so the commit
+// overlaps the wait for the token.
+constexpr nanoseconds claim_lead = std::chrono::milliseconds(5);
+
 // A trunk held by 429/503 without Retry-After backs off on its own, up to this long.
 constexpr auto max_hold_backoff = std::chrono::seconds(60);
 // A Retry-After beyond this is treated as this: a broken header must not stall a campaign for days.
@@ -411,8 +415,7 @@ void dial_engine::refill_due(campaign_state& c, std::int64_t now_ms) {
   const std::size_t limit = std::max<std::size_t>(options_.page_size / 2, 1);
   store_.fetch_due(
       c.settings->id, c.due_cursor_ms, c.due_cursor_row, now_ms, limit,
-      [this, campaign = &c, limit, generation = c.due_generation,
-       alive = alive_](due_page page) {
+      [this, campaign = &c, limit, generation = c.due_generation, alive = alive_](due_page page) {
         if (!*alive) {
           return;
         }
@@ -464,9 +467,12 @@ void dial_engine::pump_trunk(trunk_state& trunk, steady_time now, steady_time& w
     }
     // A claim is promised a token available now; the token itself is spent just before the
     // write (write_ready), so commit latency never bunches requests up at the server.
-    if (trunk.bucket.available(now) <= trunk.unsent) {
+    // Claim up to claim_lead before the token: the DIALING commit then overlaps the wait, and the
+    // write still happens exactly when the token arrives (write_ready), so the pace is kept
+    // instead of losing one commit's time per call.
+    if (trunk.bucket.available(now + claim_lead) <= trunk.unsent) {
       if (trunk.unsent == 0) {
-        wake = std::min(wake, trunk.bucket.next_available(now));
+        wake = std::min(wake, trunk.bucket.next_available(now) - claim_lead);
       }
       return;  // else: the writes of earlier claims will pump again
     }
@@ -516,9 +522,9 @@ dial_engine::campaign_state* dial_engine::next_campaign(trunk_state& trunk, stea
       continue;
     }
     demand_weight += c.settings->weight;
-    if (c.bucket && c.bucket->available(now) <= c.unsent) {
+    if (c.bucket && c.bucket->available(now + claim_lead) <= c.unsent) {
       if (c.unsent == 0) {
-        wake = std::min(wake, c.bucket->next_available(now));
+        wake = std::min(wake, c.bucket->next_available(now) - claim_lead);
       }
       continue;
     }
@@ -632,7 +638,8 @@ void dial_engine::on_claimed(std::shared_ptr<attempt> a, claim_outcome o) {
 
 // A claim is durably DIALING but its request is not written yet; the campaign stopped (paused,
 // cancelled, removed) meanwhile. Nothing was sent, so it certainly placed no call: the task goes
-// back to PENDING (a cancelled one then to SUPPRESSED), and a paused one waits in memory for resume.
+// back to PENDING (a cancelled one then to SUPPRESSED), and a paused one waits in memory for
+// resume.
 void dial_engine::withdraw(std::shared_ptr<attempt> a, steady_time now) {
   campaign_state& c = *a->campaign;
   trunk_state& trunk = *a->trunk;
@@ -1221,7 +1228,8 @@ control_status dial_engine::retry_tasks(const std::string& id, task_state which,
           DIALER_LOG_INFO("campaign %s: %lld %s task(s) requeued by an operator", id.c_str(),
                           static_cast<long long>(n), std::string(to_string(which)).c_str());
           // Requeued tasks come back through the due source; their due time may be at or behind
-          // its cursor (the same millisecond, or the wall clock stepped back): read it from the start.
+          // its cursor (the same millisecond, or the wall clock stepped back): read it from the
+          // start.
           c->next_due_ms = 1;
           c->due_cursor_ms = 0;
           c->due_cursor_row = 0;
@@ -1351,8 +1359,8 @@ void dial_engine::check_idle() {
     }
   }
   idle_reported_ = true;
-  timer_.cancel();
-  timer_at_ = steady_time::max();
+  // The timer stays armed: a service that is idle still has deadlines of live calls to keep
+  // (their slots, their settling pulls); a one-shot run stops the loop in on_idle anyway.
   if (on_idle_) {
     boost::asio::post(io_, on_idle_);
   }

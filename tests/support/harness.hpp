@@ -276,10 +276,9 @@ struct http_reply {
 
 // One plain HTTP/1.1 request to 127.0.0.1:`port` with `Connection: close`, read to the end,
 // bounded by `timeout` in all. Never throws for a failed connection: status 0.
-[[nodiscard]] http_reply http_request_to(int port, const std::string& method,
-                                         const std::string& target, const std::string& body = "",
-                                         std::chrono::milliseconds timeout =
-                                             std::chrono::milliseconds(5000));
+[[nodiscard]] http_reply http_request_to(
+    int port, const std::string& method, const std::string& target, const std::string& body = "",
+    std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
 
 // Polls GET /readyz on 127.0.0.1:`port` until it answers 200; false after `timeout` or as soon
 // as `process` exits.

@@ -1127,7 +1127,7 @@ TEST_F(sqlite_store_session_test, a_v1_store_migrates_to_v2_and_keeps_its_tasks)
   auto store = open();
   {
     raw_db raw(db_path());
-    EXPECT_EQ(raw.scalar("PRAGMA user_version"), "2");
+    EXPECT_EQ(raw.scalar("PRAGMA user_version"), "3");
     EXPECT_EQ(raw.scalar("PRAGMA application_id"), std::to_string(0x6469616c));
     EXPECT_EQ(raw.count("SELECT count(*) FROM tasks"), 2);
     EXPECT_EQ(raw.field(7, "task_id"), "t1");

@@ -288,7 +288,7 @@ TEST_F(sqlite_store_test, creates_the_schema_and_reopens_it) {
   }
   {
     raw_db raw(db_path());
-    EXPECT_EQ(raw.scalar("PRAGMA user_version"), "2");
+    EXPECT_EQ(raw.scalar("PRAGMA user_version"), "3");
     EXPECT_EQ(raw.scalar("PRAGMA application_id"), std::to_string(0x6469616c));
     EXPECT_EQ(raw.scalar("PRAGMA journal_mode"), "wal");
     std::set<std::string> names;
@@ -367,7 +367,7 @@ TEST_F(sqlite_store_test, refuses_a_newer_schema) {
   open().reset();
   {
     raw_db raw(db_path(), true);
-    raw.exec("PRAGMA user_version = 3");
+    raw.exec("PRAGMA user_version = 4");
   }
   EXPECT_THROW(open(), std::runtime_error);
 }
@@ -921,21 +921,31 @@ TEST_F(sqlite_store_test, a_full_queue_holds_producers_back_until_the_writer_cat
 }
 
 TEST_F(sqlite_store_test, ingest_complete_follows_the_fingerprint) {
+  // Fingerprints are "<path>|<size>|<mtime>" (file_fingerprint).
+  const std::string fp1 = "/crm/a|b.csv|100|1";  // a '|' in the path itself is fine
+  const std::string fp2 = "/crm/a|b.csv|120|2";  // the same file, changed
+  const std::string added = "/crm/more.csv|30|3";
   {
     auto store = open();
-    EXPECT_FALSE(store->ingest_complete("c", "fp1"));
-    store->finish_ingest("c", "fp1", 10);
-    EXPECT_TRUE(store->ingest_complete("c", "fp1"));
-    EXPECT_FALSE(store->ingest_complete("c", "fp2"));
-    EXPECT_FALSE(store->ingest_complete("other", "fp1"));
+    EXPECT_FALSE(store->ingest_complete("c", fp1));
+    store->finish_ingest("c", fp1, 10);
+    EXPECT_TRUE(store->ingest_complete("c", fp1));
+    EXPECT_FALSE(store->ingest_complete("c", fp2));
+    EXPECT_FALSE(store->ingest_complete("other", fp1));
   }
   auto store = open();
-  EXPECT_TRUE(store->ingest_complete("c", "fp1"));
+  EXPECT_TRUE(store->ingest_complete("c", fp1));
   EXPECT_EQ(store->summary("c").rows_read, 10);
-  store->finish_ingest("c", "fp2", 12);
-  EXPECT_FALSE(store->ingest_complete("c", "fp1"));
-  EXPECT_TRUE(store->ingest_complete("c", "fp2"));
+  store->finish_ingest("c", fp2, 12);
+  EXPECT_FALSE(store->ingest_complete("c", fp1));
+  EXPECT_TRUE(store->ingest_complete("c", fp2));
   EXPECT_EQ(store->summary("c").rows_read, 12);
+  // A list added to the running campaign keeps its own record: the original stays complete (a
+  // restart does not read it again) and the rows add up.
+  store->finish_ingest("c", added, 30);
+  EXPECT_TRUE(store->ingest_complete("c", fp2));
+  EXPECT_TRUE(store->ingest_complete("c", added));
+  EXPECT_EQ(store->summary("c").rows_read, 42);
   EXPECT_EQ(store->summary("nobody").rows_read, 0);
 }
 
@@ -1116,6 +1126,30 @@ TEST_F(sqlite_store_test, acknowledged_claims_survive_sigkill_as_unknown) {
     fetched.insert(t.row_id);
   }
   EXPECT_EQ(fetched, pending);
+}
+
+// A cancel is durable: it survives a restart, and rows read into the campaign later (a list added
+// while the cancel ran, or after) are stored SUPPRESSED, never PENDING. (Found by the operations
+// integration test: a restart dialed a cancelled campaign.)
+TEST_F(sqlite_store_test, a_cancel_is_durable_and_suppresses_rows_ingested_later) {
+  {
+    auto store = open();
+    EXPECT_EQ(store->ingest("c", make_rows(1, 3), {}, true).pending, 3);
+    EXPECT_FALSE(store->summary("c").cancelled);
+    std::optional<std::int64_t> cancelled;
+    store->cancel_pending("c", [&](std::int64_t n) { cancelled = n; });
+    ASSERT_TRUE(exec_.run_until([&] { return cancelled.has_value(); }));
+    EXPECT_EQ(*cancelled, 3);
+    const auto later = store->ingest("c", make_rows(10, 2), {}, true);
+    EXPECT_EQ(later.pending, 0);
+    EXPECT_EQ(store->summary("c").by_state[static_cast<std::size_t>(task_state::pending)], 0);
+  }
+  auto store = open();
+  const campaign_summary s = store->summary("c");
+  EXPECT_TRUE(s.cancelled);
+  EXPECT_EQ(s.by_state[static_cast<std::size_t>(task_state::suppressed)], 5);
+  EXPECT_TRUE(fetch(*store, "c").empty());
+  EXPECT_FALSE(store->summary("other").cancelled);
 }
 
 }  // namespace

@@ -624,7 +624,7 @@ TEST_F(task_export_test, refuses_stores_of_another_schema_version) {
       << e.message;
   {
     raw_db raw(db_path());
-    raw.exec("PRAGMA user_version = 3");
+    raw.exec("PRAGMA user_version = 4");
   }
   e = export_error_of("spring");
   EXPECT_EQ(e.code, export_errc::schema_too_new);
