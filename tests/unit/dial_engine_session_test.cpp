@@ -4,74 +4,32 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <boost/asio/io_context.hpp>
 #include <cstdint>
-#include <cstdio>
-#include <functional>
-#include <memory>
 #include <optional>
-#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "config/config.hpp"
 #include "core/state_store.hpp"
 #include "core/time.hpp"
 #include "scheduler/dial_engine.hpp"
-#include "tests/unit/engine_fakes.hpp"
+#include "tests/unit/engine_fixture.hpp"
 
 namespace dialer {
-
-// Readable failure messages for states (gtest finds it by ADL).
-void PrintTo(task_state s, std::ostream* os) {
-  *os << to_string(s);
-}
-
 namespace {
 
 using std::chrono::hours;
 using std::chrono::minutes;
-using test::fake_pool;
+using test::agent_id;
+using test::campaign_id;
 using test::fake_store;
+using test::key;
+using test::phone_number_id;
+using test::started;
+using test::status;
+using test::task_name;
 
-constexpr char campaign_id[] = "spring";
-constexpr char agent_id[] = "d796c919-7ef3-413a-8bf1-351b6442953a";
-constexpr char phone_number_id[] = "6f1c0c2e-5a4b-4c3d-8e2f-1a2b3c4d5e6f";
 constexpr char sessions_path[] = "/api/v1/chat/sessions/";
-
-std::string task_name(int i) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "T-%04d", i);
-  return buf;
-}
-
-std::string key(const std::string& task, int attempt) {
-  return std::string(campaign_id) + ":" + task + ":" + std::to_string(attempt);
-}
-
-// "campaign:task:N" → {task, N}.
-std::pair<std::string, int> parse_key(const std::string& key) {
-  const auto last = key.rfind(':');
-  const auto first = key.find(':');
-  if (last == std::string::npos || first == last) {
-    return {"", 0};
-  }
-  return {key.substr(first + 1, last - first - 1), std::stoi(key.substr(last + 1))};
-}
-
-http_response started(std::size_t index) {
-  http_response r;
-  r.status = 201;
-  r.body = R"({"sessionId":"sess-)" + std::to_string(index) + R"(","status":"queued"})";
-  return r;
-}
-http_response status(int code, std::string body = "") {
-  http_response r;
-  r.status = code;
-  r.body = std::move(body);
-  return r;
-}
 
 session_update webhook(bool ended, const std::string& task, const std::string& session,
                        const std::string& end_reason = "") {
@@ -110,72 +68,11 @@ http_response document(const std::string& body) {
   return r;
 }
 
-class dial_engine_session_test : public ::testing::Test {
+class dial_engine_session_test : public test::one_campaign_fixture {
  protected:
   dial_engine_session_test() {
-    // Manual steady time far beyond the real steady clock: the engine's real asio timer never
-    // fires during a test; only pump_for_test() at next_wake_for_test() moves it.
-    clock_.advance(hours(24 * 365 * 20));
-    clock_.set_system(system_time{} + seconds(1767225600));  // 2026-01-01T00:00:00Z
-
-    settings_.api.base_url = "https://api.agntix.ai";
-    settings_.api.host = "api.agntix.ai";
-    settings_.api.port = "443";
-    settings_.api.base_path = "";
-    settings_.api.api_key = config::secret("pk_test");
-    settings_.api.api_key_source = "env AGENTIX_API_KEY";
-
-    trunk_.name = "main";
-    trunk_.phone_number_id = phone_number_id;
-    trunk_.max_concurrent_calls = 1000;
-    trunk_.calls_per_second = {200, seconds(1)};
-    trunk_.burst = 10;
-
-    campaign_.id = campaign_id;
-    campaign_.agent_id = agent_id;
-    campaign_.trunk = "main";
     campaign_.max_duration = seconds(60);
     slot_grace_ = seconds(5);
-
-    pool_.set_ready(16);
-    pool_.set_responder([](const fake_pool::written&, std::size_t i) { return started(i); });
-    pool_.on_write([this](const fake_pool::written& w) {
-      const auto [task, attempt] = parse_key(w.idempotency_key);
-      const fake_store::row& r = store_.by_task(task);
-      EXPECT_EQ(r.state, task_state::dialing) << w.idempotency_key << " written before its claim";
-      EXPECT_EQ(r.attempts, attempt) << w.idempotency_key;
-    });
-  }
-
-  // Scripts answers per task and attempt; nullopt leaves the request outstanding.
-  void respond(std::function<std::optional<http_response>(const std::string& task, int attempt,
-                                                          std::size_t index)>
-                   f) {
-    pool_.set_responder([f = std::move(f)](const fake_pool::written& w, std::size_t i) {
-      const auto [task, attempt] = parse_key(w.idempotency_key);
-      return f(task, attempt, i);
-    });
-  }
-
-  void add_tasks(int n) {
-    for (int i = 1; i <= n; ++i) {
-      ++added_;
-      store_.add_pending(campaign_id, task_name(added_),
-                         "+9715012" + std::to_string(10000 + added_));
-    }
-  }
-
-  void start() {
-    settings_.trunks.emplace(trunk_.name, trunk_);
-    settings_.campaigns.push_back(campaign_);
-    dial_engine::options opts;
-    opts.slot_grace = slot_grace_;
-    opts.seed = 42;
-    opts.await_call_end = await_call_end_;
-    engine_ = std::make_unique<dial_engine>(io_, settings_, store_, pool_, clock_, opts);
-    t0_ = now();
-    engine_->start([this] { ++idle_calls_; });
-    settle();
   }
 
   // What the daemon does with a webhook: the store applies it, then the engine hears the outcome.
@@ -193,105 +90,9 @@ class dial_engine_session_test : public ::testing::Test {
     return deliver(webhook(true, task, store_.by_task(task).session_id, end_reason));
   }
 
-  [[nodiscard]] steady_time now() const { return clock_.steady_now(); }
-  [[nodiscard]] std::int64_t now_ms() const { return to_unix_ms(clock_.system_now()); }
   [[nodiscard]] nanoseconds deadline() const { return campaign_.max_duration + slot_grace_; }
-
-  void settle() {
-    for (int n = 0;; ++n) {
-      io_.restart();
-      if (io_.poll_one() == 0) {
-        return;
-      }
-      if (n > 200000) {
-        ADD_FAILURE() << "the io_context never went quiet: the engine is busy-looping";
-        busy_ = true;
-        return;
-      }
-    }
-  }
-  bool timer_armed() {
-    io_.restart();
-    io_.poll();
-    return !io_.stopped();
-  }
-  // Fires the engine's timer at every instant it is armed for up to `until`, then leaves the
-  // clock at `until` without an extra pass.
-  void run_until(steady_time until) {
-    int stuck = 0;
-    for (int i = 0; i < 2'000'000 && !busy_; ++i) {
-      settle();
-      if (busy_ || !timer_armed()) {
-        break;
-      }
-      const steady_time wake = engine_->next_wake_for_test();
-      if (wake > until) {
-        break;
-      }
-      if (wake > now()) {
-        clock_.advance(wake - now());
-        stuck = 0;
-      } else if (++stuck > 1000) {
-        ADD_FAILURE() << "the engine keeps arming its timer for an instant already past";
-        return;
-      }
-      engine_->pump_for_test();
-    }
-    if (until > now()) {
-      clock_.advance(until - now());
-    }
-  }
-  void run_for(nanoseconds d) { run_until(now() + d); }
-  void run_to_quiet(nanoseconds limit = hours(2)) {
-    const steady_time until = now() + limit;
-    for (int i = 0; i < 2'000'000 && !busy_; ++i) {
-      settle();
-      if (busy_ || !timer_armed()) {
-        return;
-      }
-      const steady_time wake = engine_->next_wake_for_test();
-      if (wake > until) {
-        return;
-      }
-      if (wake > now()) {
-        clock_.advance(wake - now());
-      }
-      engine_->pump_for_test();
-    }
-  }
-  // One pass now, as if the real timer fired early (harmless by design).
-  void poke() {
-    engine_->pump_for_test();
-    settle();
-  }
-
-  [[nodiscard]] const std::vector<fake_pool::written>& writes() const { return pool_.writes(); }
-  [[nodiscard]] std::vector<std::string> keys() const {
-    std::vector<std::string> out;
-    for (const auto& w : writes()) {
-      out.push_back(w.idempotency_key);
-    }
-    return out;
-  }
   [[nodiscard]] const std::vector<std::string>& gets() const { return pool_.gets(); }
-  [[nodiscard]] campaign_progress progress() const { return engine_->campaigns().at(0); }
-  [[nodiscard]] std::int64_t active() const { return engine_->trunks().at(0).active; }
   [[nodiscard]] const fake_store::row& row(const std::string& task) { return store_.by_task(task); }
-
-  boost::asio::io_context io_;
-  manual_time_source clock_;
-  fake_store store_{io_, clock_};
-  fake_pool pool_{io_, clock_};
-  config::daemon_settings settings_;
-  config::trunk_settings trunk_;
-  config::campaign_settings campaign_;
-  nanoseconds slot_grace_{seconds(30)};
-  bool await_call_end_ = false;
-  int added_ = 0;
-  int idle_calls_ = 0;
-  bool busy_ = false;
-  steady_time t0_{};
-  std::unique_ptr<dial_engine> engine_;  // last: destroyed first
 };
 
 campaign_policy redial_no_answer(int max_attempts, std::int64_t after_ms) {

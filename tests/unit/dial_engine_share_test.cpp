@@ -5,16 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <functional>
 #include <map>
-#include <memory>
 #include <optional>
-#include <ostream>
 #include <set>
 #include <string>
 #include <utility>
@@ -24,24 +21,20 @@
 #include "core/state_store.hpp"
 #include "core/time.hpp"
 #include "scheduler/dial_engine.hpp"
-#include "tests/unit/engine_fakes.hpp"
+#include "tests/unit/engine_fixture.hpp"
 
 namespace dialer {
-
-// Readable failure messages for states (gtest finds it by ADL).
-void PrintTo(task_state s, std::ostream* os) {
-  *os << to_string(s);
-}
-
 namespace {
 
 using std::chrono::hours;
 using std::chrono::minutes;
+using test::agent_id;
 using test::fake_pool;
 using test::fake_store;
-
-constexpr char agent_id[] = "d796c919-7ef3-413a-8bf1-351b6442953a";
-constexpr char phone_number_id[] = "6f1c0c2e-5a4b-4c3d-8e2f-1a2b3c4d5e6f";
+using test::parse_key;
+using test::parsed_key;
+using test::started;
+using test::status;
 
 // Task ids carry their campaign ("a-0007"), so one id names one row across campaigns.
 std::string task_name(const std::string& campaign, int i) {
@@ -50,66 +43,13 @@ std::string task_name(const std::string& campaign, int i) {
   return campaign + buf;
 }
 
-struct parsed_key {
-  std::string campaign;
-  std::string task;
-  int attempt = 0;
-};
-// "campaign:task:N" → its parts.
-parsed_key parse_key(const std::string& key) {
-  const auto last = key.rfind(':');
-  const auto first = key.find(':');
-  if (last == std::string::npos || first == last) {
-    return {};
-  }
-  return {key.substr(0, first), key.substr(first + 1, last - first - 1),
-          std::stoi(key.substr(last + 1))};
-}
-
-http_response started(std::size_t index) {
-  http_response r;
-  r.status = 201;
-  r.body = R"({"sessionId":"sess-)" + std::to_string(index) + R"(","status":"queued"})";
-  return r;
-}
-http_response status(int code) {
-  http_response r;
-  r.status = code;
-  return r;
-}
-
-class dial_engine_share_test : public ::testing::Test {
+// Trunk "main" at 100/s, burst 1, with slots to spare; the campaigns are each test's own.
+class dial_engine_share_test : public test::engine_fixture {
  protected:
   dial_engine_share_test() {
-    // Manual steady time far beyond the real steady clock: the engine's real asio timer never
-    // fires during a test; only pump_for_test() at next_wake_for_test() moves it. The instant is
-    // a whole second, which the 1 s buckets of rate_achieved rely on.
-    clock_.advance(hours(24 * 365 * 20));
-    clock_.set_system(system_time{} + seconds(1767225600));  // 2026-01-01T00:00:00Z
-
-    settings_.api.base_url = "https://api.agntix.ai";
-    settings_.api.host = "api.agntix.ai";
-    settings_.api.port = "443";
-    settings_.api.base_path = "";
-    settings_.api.api_key = config::secret("pk_test");
-    settings_.api.api_key_source = "env AGENTIX_API_KEY";
-
-    trunk_.name = "main";
-    trunk_.phone_number_id = phone_number_id;
     trunk_.max_concurrent_calls = 100000;
     trunk_.calls_per_second = {100, seconds(1)};
     trunk_.burst = 1;
-
-    pool_.set_ready(16);
-    pool_.set_responder([](const fake_pool::written&, std::size_t i) { return started(i); });
-    // On every write: the task is durably DIALING with this attempt number.
-    pool_.on_write([this](const fake_pool::written& w) {
-      const parsed_key k = parse_key(w.idempotency_key);
-      const fake_store::row& r = store_.by_task(k.task);
-      EXPECT_EQ(r.state, task_state::dialing) << w.idempotency_key << " written before its claim";
-      EXPECT_EQ(r.attempts, k.attempt) << w.idempotency_key;
-      EXPECT_EQ(r.campaign, k.campaign) << w.idempotency_key;
-    });
   }
 
   // A campaign on trunk "main" whose calls (3 h) outlast every test: a slot is freed only by a
@@ -152,70 +92,7 @@ class dial_engine_share_test : public ::testing::Test {
     });
   }
 
-  void start() {
-    dial_engine::options opts;
-    opts.slot_grace = seconds(30);
-    opts.seed = 42;
-    engine_ = std::make_unique<dial_engine>(io_, settings(), store_, pool_, clock_, opts);
-    t0_ = now();
-    engine_->start([this] { ++idle_calls_; });
-    settle();
-  }
-
-  [[nodiscard]] steady_time now() const { return clock_.steady_now(); }
-
-  // Runs every ready handler. A loop that never goes quiet is a busy loop: fail, do not hang.
-  void settle() {
-    for (int n = 0;; ++n) {
-      io_.restart();
-      if (io_.poll_one() == 0) {
-        return;
-      }
-      if (n > 200000) {
-        ADD_FAILURE() << "the io_context never went quiet: the engine is busy-looping";
-        busy_ = true;
-        return;
-      }
-    }
-  }
-  // True when the engine's timer is armed (the only work the io_context can hold once quiet).
-  bool timer_armed() {
-    io_.restart();
-    io_.poll();
-    return !io_.stopped();
-  }
-  // Fires the engine's timer at every instant it is armed for, up to `until`, then leaves the
-  // clock at `until` without an extra pass.
-  void run_until(steady_time until) {
-    int stuck = 0;
-    for (int i = 0; i < 2'000'000 && !busy_; ++i) {
-      settle();
-      if (busy_ || !timer_armed()) {
-        break;
-      }
-      const steady_time wake = engine_->next_wake_for_test();
-      if (wake > until) {
-        break;
-      }
-      if (wake > now()) {
-        clock_.advance(wake - now());
-        stuck = 0;
-      } else if (++stuck > 1000) {
-        ADD_FAILURE() << "the engine keeps arming its timer for an instant already past";
-        return;
-      }
-      engine_->pump_for_test();
-    }
-    if (until > now()) {
-      clock_.advance(until - now());
-    }
-  }
-  void run_for(nanoseconds d) { run_until(now() + d); }
-  // One pass now, as if the real timer fired early (harmless by design).
-  void poke() {
-    engine_->pump_for_test();
-    settle();
-  }
+  void start() { start_engine(settings()); }
 
   // What the daemon does with a session.ended webhook: the store applies it, the engine hears it.
   void end_call(const std::string& task) {
@@ -247,8 +124,6 @@ class dial_engine_share_test : public ::testing::Test {
     ADD_FAILURE() << "no live call to end";
     return {};
   }
-
-  [[nodiscard]] const std::vector<fake_pool::written>& writes() const { return pool_.writes(); }
   // Writes of `campaign` among writes()[from, to).
   [[nodiscard]] std::size_t writes_of(const std::string& campaign, std::size_t from = 0,
                                       std::size_t to = SIZE_MAX) const {
@@ -311,7 +186,6 @@ class dial_engine_share_test : public ::testing::Test {
     const campaign_progress p = progress(id);
     return p.in_flight + p.live;
   }
-  [[nodiscard]] trunk_progress trunk() const { return engine_->trunks().at(0); }
   [[nodiscard]] std::size_t rows(const std::string& campaign, task_state s) const {
     std::size_t n = 0;
     for (const auto& [id, r] : store_.rows()) {
@@ -320,19 +194,9 @@ class dial_engine_share_test : public ::testing::Test {
     return n;
   }
 
-  boost::asio::io_context io_;
-  manual_time_source clock_;
-  fake_store store_{io_, clock_};
-  fake_pool pool_{io_, clock_};
-  config::daemon_settings settings_;
-  config::trunk_settings trunk_;
   std::deque<config::campaign_settings> campaigns_;
   std::map<std::string, int> added_;
   int phones_ = 0;
-  int idle_calls_ = 0;
-  bool busy_ = false;
-  steady_time t0_{};
-  std::unique_ptr<dial_engine> engine_;  // last: destroyed first
 };
 
 // ---- Rate share ----

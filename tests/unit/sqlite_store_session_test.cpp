@@ -2,19 +2,13 @@
 // unconfirmed calls and pulls, transcripts, the v1 → v2 migration and the indexes behind them.
 // Assertions read the file through a separate connection, so they do not trust the store.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
-#include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <span>
@@ -25,125 +19,21 @@
 
 #include "core/sqlite_store.hpp"
 #include "core/time.hpp"
+#include "tests/unit/store_fixture.hpp"
 
 namespace dialer {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using test::st;
 
 constexpr std::int64_t ms_per_day = 86'400'000;
 
-// Stands in for the event loop: the store posts completions here and the test thread runs them.
-class test_executor {
+// raw_db that also reads one task's columns and counts.
+class raw_db : public test::raw_db {
  public:
-  std::function<void(std::function<void()>)> poster() {
-    return [this](std::function<void()> fn) {
-      {
-        std::lock_guard lock(mu_);
-        queue_.push_back(std::move(fn));
-      }
-      cv_.notify_all();
-    };
-  }
-
-  // Runs completions on this thread until `done` holds; false if it still does not after
-  // `timeout`.
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout = 60s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-      std::function<void()> fn;
-      {
-        std::unique_lock lock(mu_);
-        if (!cv_.wait_until(lock, deadline, [&] { return !queue_.empty(); })) {
-          return done();
-        }
-        fn = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      fn();
-    }
-    return true;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-};
-
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "sqlite_store_session_test.XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-class raw_db {
- public:
-  explicit raw_db(const fs::path& path, bool writable = false) {
-    const int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
-    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string("raw open: ") + sqlite3_errmsg(db_));
-    }
-  }
-  ~raw_db() { sqlite3_close(db_); }
-  raw_db(const raw_db&) = delete;
-  raw_db& operator=(const raw_db&) = delete;
-
-  void exec(const std::string& sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-      std::string message = error != nullptr ? error : "?";
-      sqlite3_free(error);
-      throw std::runtime_error(sql + ": " + message);
-    }
-  }
-
-  // Every row of a query, columns as text ("" for NULL).
-  std::vector<std::vector<std::string>> rows(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
-    }
-    std::vector<std::vector<std::string>> out;
-    int rc = 0;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-      std::vector<std::string> row;
-      for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
-        const auto* text = sqlite3_column_text(stmt, i);
-        row.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "");
-      }
-      out.push_back(std::move(row));
-    }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE) {
-      throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
-    }
-    return out;
-  }
-
-  std::string scalar(const std::string& sql) {
-    const auto r = rows(sql);
-    if (r.size() != 1 || r[0].size() != 1) {
-      throw std::runtime_error(sql + ": not one value");
-    }
-    return r[0][0];
-  }
+  using test::raw_db::raw_db;
 
   // One column of one task; nullopt for NULL.
   std::optional<std::string> field(std::int64_t row_id, const std::string& column) {
@@ -181,14 +71,8 @@ class raw_db {
   }
 
   std::int64_t count(const std::string& sql) { return std::stoll(scalar(sql)); }
-
- private:
-  sqlite3* db_ = nullptr;
 };
 
-constexpr int st(task_state s) {
-  return static_cast<int>(s);
-}
 std::string st_text(task_state s) {
   return std::to_string(st(s));
 }
@@ -231,21 +115,9 @@ struct apply_result {
   update_outcome out;
 };
 
-class sqlite_store_session_test : public ::testing::Test {
+class sqlite_store_session_test : public test::store_fixture {
  protected:
-  [[nodiscard]] fs::path db_path() const { return dir_.path() / "state.db"; }
-
-  sqlite_store_options options() {
-    sqlite_store_options o;
-    o.path = db_path();
-    o.post = exec_.poster();
-    o.clock = &clock_;
-    return o;
-  }
-
-  std::unique_ptr<sqlite_store> open() { return std::make_unique<sqlite_store>(options()); }
-
-  [[nodiscard]] std::int64_t now_ms() const { return to_unix_ms(clock_.system_now()); }
+  sqlite_store_session_test() : store_fixture("sqlite_store_session_test") {}
 
   // One PENDING task (no phone dedupe); returns its row id.
   std::int64_t add_task(sqlite_store& s, const std::string& campaign, const std::string& task_id,
@@ -320,14 +192,6 @@ class sqlite_store_session_test : public ::testing::Test {
     return got.value_or(due_page{});
   }
 
-  std::vector<active_call> active(sqlite_store& s, const std::string& campaign,
-                                  std::int64_t since) {
-    std::optional<std::vector<active_call>> got;
-    s.fetch_active(campaign, since, [&](std::vector<active_call> c) { got = std::move(c); });
-    EXPECT_TRUE(exec_.run_until([&] { return got.has_value(); }));
-    return got.value_or(std::vector<active_call>{});
-  }
-
   bool unconfirmed(sqlite_store& s, std::int64_t row_id, const std::string& sid) {
     std::optional<bool> got;
     s.mark_unconfirmed(row_id, sid, [&](bool ok) { got = ok; });
@@ -369,9 +233,6 @@ class sqlite_store_session_test : public ::testing::Test {
     return p;
   }
 
-  manual_time_source clock_;
-  temp_dir dir_;
-  test_executor exec_;
   std::int64_t next_line_ = 1;
 };
 

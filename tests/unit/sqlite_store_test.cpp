@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,7 +10,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -24,71 +22,16 @@
 #include <vector>
 
 #include "core/time.hpp"
+#include "tests/unit/store_fixture.hpp"
 
 namespace dialer {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-// Stands in for the event loop: the store posts completions here and the test thread runs them.
-class test_executor {
- public:
-  std::function<void(std::function<void()>)> poster() {
-    return [this](std::function<void()> fn) {
-      {
-        std::lock_guard lock(mu_);
-        queue_.push_back(std::move(fn));
-      }
-      cv_.notify_all();
-    };
-  }
-
-  // Runs completions on this thread until `done` holds; false if it still does not after
-  // `timeout`.
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-      std::function<void()> fn;
-      {
-        std::unique_lock lock(mu_);
-        if (!cv_.wait_until(lock, deadline, [&] { return !queue_.empty(); })) {
-          return done();
-        }
-        fn = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      fn();
-    }
-    return true;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-};
-
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "sqlite_store_test.XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test::make_rows;
+using test::st;
+using test::test_executor;
 
 // What the file says, read with a separate connection so assertions do not trust the store.
 struct stored_task {
@@ -106,57 +49,10 @@ struct stored_task {
   std::int64_t started_ms = 0;
 };
 
-class raw_db {
+// raw_db that also reads every task.
+class raw_db : public test::raw_db {
  public:
-  explicit raw_db(const fs::path& path, bool writable = false) {
-    const int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
-    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string("raw open: ") + sqlite3_errmsg(db_));
-    }
-  }
-  ~raw_db() { sqlite3_close(db_); }
-  raw_db(const raw_db&) = delete;
-  raw_db& operator=(const raw_db&) = delete;
-
-  void exec(const std::string& sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-      std::string message = error != nullptr ? error : "?";
-      sqlite3_free(error);
-      throw std::runtime_error(sql + ": " + message);
-    }
-  }
-
-  // Every row of a query, columns as text ("" for NULL).
-  std::vector<std::vector<std::string>> rows(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
-    }
-    std::vector<std::vector<std::string>> out;
-    int rc = 0;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-      std::vector<std::string> row;
-      for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
-        const auto* text = sqlite3_column_text(stmt, i);
-        row.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "");
-      }
-      out.push_back(std::move(row));
-    }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE) {
-      throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
-    }
-    return out;
-  }
-
-  std::string scalar(const std::string& sql) {
-    const auto r = rows(sql);
-    if (r.size() != 1 || r[0].size() != 1) {
-      throw std::runtime_error(sql + ": not one value");
-    }
-    return r[0][0];
-  }
+  using test::raw_db::raw_db;
 
   std::map<std::int64_t, stored_task> tasks() {
     std::map<std::int64_t, stored_task> out;
@@ -181,28 +77,7 @@ class raw_db {
     }
     return out;
   }
-
- private:
-  sqlite3* db_ = nullptr;
 };
-
-constexpr int st(task_state s) {
-  return static_cast<int>(s);
-}
-
-std::vector<ingest_row> make_rows(std::int64_t first_line, int count,
-                                  const std::string& id_prefix = "t", int first_phone = 0) {
-  std::vector<ingest_row> rows;
-  for (int i = 0; i < count; ++i) {
-    ingest_row r;
-    r.line = first_line + i;
-    r.task_id = id_prefix + std::to_string(first_line + i);
-    r.phone_e164 = "+97150" + std::to_string(1000000 + first_phone + i);
-    r.variables_json = R"({"taskId":")" + r.task_id + R"("})";
-    rows.push_back(std::move(r));
-  }
-  return rows;
-}
 
 ingest_row row(std::int64_t line, std::string task_id, std::string phone) {
   return ingest_row{line, std::move(task_id), std::move(phone), "{}"};
@@ -212,21 +87,9 @@ std::int64_t total(const ingest_result& r) {
   return r.pending + r.duplicate_phone + r.duplicate_task_id + r.already_known + r.rejects;
 }
 
-class sqlite_store_test : public ::testing::Test {
+class sqlite_store_test : public test::store_fixture {
  protected:
-  [[nodiscard]] fs::path db_path() const { return dir_.path() / "state.db"; }
-
-  sqlite_store_options options() {
-    sqlite_store_options o;
-    o.path = db_path();
-    o.post = exec_.poster();
-    o.clock = &clock_;
-    return o;
-  }
-
-  std::unique_ptr<sqlite_store> open() { return std::make_unique<sqlite_store>(options()); }
-
-  std::int64_t now_ms() const { return to_unix_ms(clock_.system_now()); }
+  sqlite_store_test() : store_fixture("sqlite_store_test") {}
 
   bool mark(sqlite_store& s, std::int64_t row_id, int attempt = 1) {
     std::optional<bool> got;
@@ -251,14 +114,6 @@ class sqlite_store_test : public ::testing::Test {
     return got.value_or(std::vector<dial_task>{});
   }
 
-  std::vector<active_call> active(sqlite_store& s, const std::string& campaign,
-                                  std::int64_t since) {
-    std::optional<std::vector<active_call>> got;
-    s.fetch_active(campaign, since, [&](std::vector<active_call> c) { got = std::move(c); });
-    EXPECT_TRUE(exec_.run_until([&] { return got.has_value(); }));
-    return got.value_or(std::vector<active_call>{});
-  }
-
   void flush(sqlite_store& s) {
     bool done = false;
     s.flush([&] { done = true; });
@@ -272,10 +127,6 @@ class sqlite_store_test : public ::testing::Test {
     o.attempts = attempts;
     return o;
   }
-
-  manual_time_source clock_;
-  temp_dir dir_;
-  test_executor exec_;
 };
 
 TEST_F(sqlite_store_test, creates_the_schema_and_reopens_it) {

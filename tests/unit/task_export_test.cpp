@@ -10,16 +10,10 @@
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
-#include <sqlite3.h>
-#include <unistd.h>
 
-#include <condition_variable>
-#include <deque>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -30,6 +24,7 @@
 #include "core/sqlite_store.hpp"
 #include "core/time.hpp"
 #include "daemon/export_command.hpp"
+#include "tests/unit/store_fixture.hpp"
 
 namespace dialer {
 namespace {
@@ -37,65 +32,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// Stands in for the event loop: the store posts completions here and the test thread runs them.
-class test_executor {
+// The export tests write through it: writable.
+class raw_db : public test::raw_db {
  public:
-  std::function<void(std::function<void()>)> poster() {
-    return [this](std::function<void()> fn) {
-      {
-        std::lock_guard lock(mu_);
-        queue_.push_back(std::move(fn));
-      }
-      cv_.notify_all();
-    };
-  }
-
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-      std::function<void()> fn;
-      {
-        std::unique_lock lock(mu_);
-        if (!cv_.wait_until(lock, deadline, [&] { return !queue_.empty(); })) {
-          return done();
-        }
-        fn = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      fn();
-    }
-    return true;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-};
-
-class raw_db {
- public:
-  explicit raw_db(const fs::path& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK) {
-      throw std::runtime_error(std::string("raw open: ") + sqlite3_errmsg(db_));
-    }
-  }
-  ~raw_db() { sqlite3_close(db_); }
-  raw_db(const raw_db&) = delete;
-  raw_db& operator=(const raw_db&) = delete;
-
-  void exec(const std::string& sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-      std::string message = error != nullptr ? error : "?";
-      sqlite3_free(error);
-      throw std::runtime_error(sql + ": " + message);
-    }
-  }
-
- private:
-  sqlite3* db_ = nullptr;
+  explicit raw_db(const fs::path& path) : test::raw_db(path, true) {}
 };
 
 // 2026-11-28T10:15:02.123Z
@@ -158,27 +98,10 @@ std::string read_file(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-class task_export_test : public ::testing::Test {
+class task_export_test : public test::store_fixture {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "task_export_test.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+  task_export_test() : store_fixture("task_export_test") {
     clock_.set_system(system_time(milliseconds(t0)));
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  [[nodiscard]] fs::path db_path() const { return dir_ / "state.db"; }
-
-  std::unique_ptr<sqlite_store> open() {
-    sqlite_store_options o;
-    o.path = db_path();
-    o.post = exec_.poster();
-    o.clock = &clock_;
-    return std::make_unique<sqlite_store>(std::move(o));
   }
 
   void claim(sqlite_store& s, std::int64_t row_id) {
@@ -295,10 +218,6 @@ class task_export_test : public ::testing::Test {
     EXPECT_FALSE(r.ok());
     return r.ok() ? export_error{} : r.error();
   }
-
-  manual_time_source clock_;
-  fs::path dir_;
-  test_executor exec_;
 };
 
 const std::vector<std::vector<std::string>> spring_rows = {
