@@ -3,7 +3,10 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= 2
-CXX        ?= $(shell command -v clang++ >/dev/null 2>&1 && echo clang++ || echo g++)
+# make predefines CXX as g++, so `?=` would never pick clang: prefer clang++ unless the caller chose.
+ifeq ($(origin CXX),default)
+CXX := $(shell command -v clang++ >/dev/null 2>&1 && echo clang++ || echo g++)
+endif
 
 .PHONY: setup build demo test asan bench bench-e2e bench-webhooks bench-rss deb clean
 

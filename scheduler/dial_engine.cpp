@@ -114,6 +114,11 @@ struct dial_engine::campaign_state {
   std::uint64_t pass = 0;
   mutable rate_meter achieved;
   bool removing = false;  // dropped from the configuration: drains, then goes
+  int committing = 0;     // claims whose DIALING commit has not been answered yet
+  // A cancel waits for those claims (they are withdrawn first), so that its one store job
+  // suppresses every task that will never be dialed and its count is the whole truth.
+  std::function<void(std::int64_t)> pending_cancel;
+  bool cancel_waiting = false;
   std::optional<token_bucket> bucket;
   std::deque<dial_task> ready;
   std::priority_queue<retry_entry, std::vector<retry_entry>, std::greater<>> retries;
@@ -596,6 +601,7 @@ void dial_engine::dispatch(trunk_state& trunk, campaign_state& campaign, dial_ta
   ++trunk.unsent;
   ++campaign.unsent;
   ++campaign.progress.in_flight;
+  ++campaign.committing;
   auto a = std::make_shared<attempt>(attempt{&campaign, &trunk, std::move(task), 0, false, {}});
   a->number = a->task.attempts + 1;
   store_.mark_dialing(a->task.row_id, a->number, [this, a, alive = alive_](claim_outcome o) {
@@ -607,6 +613,17 @@ void dial_engine::dispatch(trunk_state& trunk, campaign_state& campaign, dial_ta
 
 void dial_engine::on_claimed(std::shared_ptr<attempt> a, claim_outcome o) {
   campaign_state& c = *a->campaign;
+  --c.committing;
+  // Runs after this function's withdraw (if any) is queued in the store.
+  struct cancel_if_waiting {
+    dial_engine& e;
+    campaign_state& c;
+    ~cancel_if_waiting() {
+      if (c.cancel_waiting && c.committing == 0) {
+        e.issue_cancel(c);
+      }
+    }
+  } cancel_check{*this, c};
   if (o.result != claim_result::claimed) {
     if (o.result == claim_result::capped) {
       // The store moved it (waiting for the next day, or FAILED for the lifetime cap).
@@ -656,11 +673,11 @@ void dial_engine::withdraw(std::shared_ptr<attempt> a, steady_time now) {
   o.detail = "claimed, then the campaign stopped before the request was sent";
   store_.record(std::move(o), nullptr);
   a->task.attempts = a->number;
-  if (c.progress.cancelled) {
-    store_.cancel_pending(c.settings->id, nullptr);
-  } else if (!c.removing) {
+  if (!c.progress.cancelled && !c.removing) {
     schedule_retry(c, std::move(a->task), now);
   }
+  // A cancelled campaign's task is PENDING again; the cancel's store job, issued once no claim
+  // is committing, suppresses it with the rest.
 }
 
 bool dial_engine::stopped(const campaign_state& c) {
@@ -1126,20 +1143,45 @@ control_status dial_engine::cancel_campaign(const std::string& id,
   c->next_due_ms = 0;
   c->exhausted = true;
   c->ingest_done = true;
-  store_.cancel_pending(id, [this, id, done = std::move(done), alive = alive_](std::int64_t n) {
-    if (*alive) {
-      DIALER_LOG_INFO(
-          "campaign %s cancelled: %lld queued task(s) will not be dialed; live calls "
-          "finish",
-          id.c_str(), static_cast<long long>(n));
-      pump();
+  // Claims committed and waiting for their token are withdrawn now; claims still committing
+  // are withdrawn when their commit is answered, and the cancel's store job waits for them.
+  const steady_time now = clock_.steady_now();
+  trunk_state& trunk = *c->trunk;
+  for (auto it = trunk.write_queue.begin(); it != trunk.write_queue.end();) {
+    if ((*it)->campaign == c) {
+      std::shared_ptr<attempt> a = std::move(*it);
+      it = trunk.write_queue.erase(it);
+      withdraw(std::move(a), now);
+    } else {
+      ++it;
     }
-    if (done) {
-      done(n);
-    }
-  });
+  }
+  c->pending_cancel = std::move(done);
+  c->cancel_waiting = true;
+  if (c->committing == 0) {
+    issue_cancel(*c);
+  }
   pump();
   return control_status::ok;
+}
+
+void dial_engine::issue_cancel(campaign_state& c) {
+  c.cancel_waiting = false;
+  const std::string id = c.settings->id;
+  store_.cancel_pending(
+      id, [this, id, done = std::move(c.pending_cancel), alive = alive_](std::int64_t n) {
+        if (*alive) {
+          DIALER_LOG_INFO(
+              "campaign %s cancelled: %lld queued task(s) will not be dialed; live calls "
+              "finish",
+              id.c_str(), static_cast<long long>(n));
+          pump();
+        }
+        if (done) {
+          done(n);
+        }
+      });
+  c.pending_cancel = nullptr;
 }
 
 control_status dial_engine::set_campaign_rate(const std::string& id, const config::rate& r,

@@ -154,6 +154,7 @@ class dial_engine {
   void dispatch(trunk_state& trunk, campaign_state& campaign, dial_task task, steady_time now);
   void on_claimed(std::shared_ptr<attempt> a, claim_outcome o);
   void withdraw(std::shared_ptr<attempt> a, steady_time now);
+  void issue_cancel(campaign_state& c);
   [[nodiscard]] static bool stopped(const campaign_state& c);
   void write_ready(trunk_state& trunk, steady_time now, steady_time& wake);
   void send(std::shared_ptr<attempt> a);
