@@ -134,6 +134,9 @@ api:
 state_path: state.db
 store: {synchronous: $sync}
 slot_grace: 0s
+# No webhooks here: a call's slot is freed by its deadline. The dial path is what is measured, so
+# calls are not settled by session pulls (each would be one more request and store write).
+settle: {attempts: 0}
 trunks:
   bench-trunk:
     phone_number_id: 6f1c2a9e-0000-4000-8000-000000000001

@@ -1052,7 +1052,7 @@ const field_table<webhook_settings>& webhook_fields() {
 
 const field_table<settle_settings>& settle_fields() {
   static const field_table<settle_settings> fields = {
-      setting("attempts", &settle_settings::attempts, integer(1, 100)),
+      setting("attempts", &settle_settings::attempts, integer(0, 100)),
       setting("first_delay", &settle_settings::first_delay, duration(10ms, 1h)),
       setting("max_delay", &settle_settings::max_delay, duration(10ms, 24h)),
   };

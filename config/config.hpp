@@ -180,7 +180,7 @@ struct control_settings {
 // Calls with no session.ended by max_duration + slot_grace are settled by pulling the session:
 // at most `attempts` pulls, `first_delay` apart and doubling up to `max_delay`.
 struct settle_settings {
-  int attempts = 6;  // 1..100
+  int attempts = 6;  // 0..100; 0: never pull (the calls stay ENDED_UNCONFIRMED)
   std::chrono::milliseconds first_delay{std::chrono::seconds(5)};
   std::chrono::milliseconds max_delay{std::chrono::minutes(5)};
 };

@@ -204,9 +204,11 @@ CREATE TABLE IF NOT EXISTS campaigns (
 // Version 2: call results (the session.ended analysis), redials, session pulls, transcripts, the
 // events table (every event's raw payload, and the orphans nobody claimed), and per-number call
 // counts. Notes on its indexes:
-// - tasks_live holds only STARTED and ENDED_UNCONFIRMED rows (a few per trunk slot), keyed by
-//   session id: a webhook is found by its sessionId without the cost of a full session index,
-//   whose random keys dirtied one page per call (see above); here the few pages stay hot.
+// - tasks_live holds only STARTED rows (at most one per trunk slot), keyed by session id: a
+//   webhook is found by its sessionId without the cost of a full session index, whose random
+//   keys dirtied one page per call (see above); here the few pages stay hot. (v3 dropped
+//   ENDED_UNCONFIRMED from it: without webhooks every call ends there, and the index grew with
+//   the campaign. A late event for such a call is found by its taskId and campaignId.)
 // - tasks_redial holds only PENDING rows with a redial time, so fetch_due reads due tasks in due
 //   order, and the ordinary pending scan skips them (redial_at_ms IS NULL).
 // - events_orphans is partial (row_id IS NULL): repeated deliveries of an orphan are recognised
@@ -225,7 +227,7 @@ ALTER TABLE tasks ADD COLUMN result_source TEXT;
 ALTER TABLE tasks ADD COLUMN pulls INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN transcript TEXT;
 ALTER TABLE tasks ADD COLUMN transcript_ms INTEGER;
-CREATE INDEX IF NOT EXISTS tasks_live ON tasks (session_id) WHERE state IN (2, 4);
+CREATE INDEX IF NOT EXISTS tasks_live ON tasks (session_id) WHERE state = 2;
 CREATE INDEX IF NOT EXISTS tasks_redial ON tasks (campaign, redial_at_ms)
   WHERE state = 0 AND redial_at_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
@@ -257,6 +259,8 @@ CREATE TABLE IF NOT EXISTS number_calls (
 // would make a restart read the original again) nor its row count.
 constexpr const char* migration_v3_sql = R"sql(
 ALTER TABLE campaigns ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0;
+DROP INDEX IF EXISTS tasks_live;
+CREATE INDEX tasks_live ON tasks (session_id) WHERE state = 2;
 CREATE TABLE IF NOT EXISTS ingested_files (
   campaign TEXT NOT NULL,
   path TEXT NOT NULL,
@@ -362,7 +366,11 @@ struct statements {
         find_by_session(db,
                         "SELECT row_id, campaign, task_id, state, coalesce(session_id, ''), "
                         "attempts, coalesce(previous_sessions, ''), ended_ms IS NOT NULL "
-                        "FROM tasks WHERE session_id = ?1 AND state IN (2, 4)"),
+                        "FROM tasks WHERE session_id = ?1 AND state = 2"),
+        find_by_row(db,
+                    "SELECT row_id, campaign, task_id, state, coalesce(session_id, ''), "
+                    "attempts, coalesce(previous_sessions, ''), ended_ms IS NOT NULL "
+                    "FROM tasks WHERE row_id = ?1"),
         find_by_task(db,
                      "SELECT row_id, campaign, task_id, state, coalesce(session_id, ''), "
                      "attempts, coalesce(previous_sessions, ''), ended_ms IS NOT NULL "
@@ -450,6 +458,7 @@ struct statements {
   statement cap_today;
   statement cap_lifetime;
   statement find_by_session;
+  statement find_by_row;
   statement find_by_task;
   statement set_started;
   statement set_ended;
@@ -1426,7 +1435,13 @@ class apply_session_job final : public store_job {
       x.ended = q.int64(7) != 0;
       return x;
     };
-    if (!u_.session_id.empty()) {
+    if (u_.row_id > 0) {
+      statement::use q(c.st.find_by_row);
+      if (q.bind(1, u_.row_id).step()) {
+        r = read_row(q);
+      }
+    }
+    if (!r && !u_.session_id.empty()) {
       statement::use q(c.st.find_by_session);
       if (q.bind(1, u_.session_id).step()) {
         r = read_row(q);

@@ -97,6 +97,7 @@ struct session_update {
   std::string analysis_data_json;
   std::string event_name;  // as sent
   std::string source;      // "webhook" or "pull"
+  std::int64_t row_id = 0;  // a pull knows its task: looked up by row first (0: unknown)
   std::string raw;         // the payload as received, kept in the events table
 };
 

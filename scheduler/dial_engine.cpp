@@ -407,7 +407,9 @@ void dial_engine::expire_live(steady_time now, steady_time& wake) {
       continue;
     }
     ++c.progress.unconfirmed;
-    queue_pull(c, row_id, session_id, false, 0, now);
+    if (settle_.attempts > 0) {
+      queue_pull(c, row_id, session_id, false, 0, now);
+    }
     store_.mark_unconfirmed(row_id, session_id, nullptr);
   }
 }
@@ -1069,7 +1071,9 @@ void dial_engine::on_pull(std::shared_ptr<pull> p, http_response r) {
     ev.session_id = p->session_id;
   }
   ++c.progress.settling;  // until the store has applied it
-  store_.apply_session(to_session_update(std::move(ev), std::move(r.body), "pull"),
+  session_update update = to_session_update(std::move(ev), std::move(r.body), "pull");
+  update.row_id = p->row_id;
+  store_.apply_session(std::move(update),
                        [this, p, alive = alive_](bool ok, update_outcome o) {
                          if (!*alive) {
                            return;

@@ -880,8 +880,11 @@ TEST_F(sqlite_store_session_test, unconfirmed_calls_are_pulled_and_settled_by_a_
   EXPECT_EQ(all[2].started_at_ms, u_claimed);
   EXPECT_EQ(all[2].session_id, "");
 
+  // A pulled document without metadata: the pull knows its row. (ENDED_UNCONFIRMED is not in
+  // tasks_live, so the session id alone would not find it.)
   auto pulled = ended("s-a", "", "", "completed");
   pulled.source = "pull";
+  pulled.row_id = a;
   const auto r = apply(*store, pulled);
   EXPECT_EQ(r.out.verdict, update_verdict::applied);
   EXPECT_EQ(r.out.previous, task_state::ended_unconfirmed);
@@ -1033,7 +1036,7 @@ TEST_F(sqlite_store_session_test, session_lookup_and_due_scan_use_their_partial_
     }
     return out;
   };
-  const auto by_session = plan("SELECT row_id FROM tasks WHERE session_id = ? AND state IN (2, 4)");
+  const auto by_session = plan("SELECT row_id FROM tasks WHERE session_id = ? AND state = 2");
   EXPECT_NE(by_session.find("USING INDEX tasks_live"), std::string::npos) << by_session;
 
   const auto due_scan = plan(
