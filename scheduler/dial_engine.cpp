@@ -119,6 +119,8 @@ struct dial_engine::campaign_state {
   // suppresses every task that will never be dialed and its count is the whole truth.
   std::function<void(std::int64_t)> pending_cancel;
   bool cancel_waiting = false;
+  bool announced_start = false;     // "dialing started" logged
+  bool announced_complete = false;  // "finished" logged (reset when work comes back)
   std::optional<token_bucket> bucket;
   std::deque<dial_task> ready;
   std::priority_queue<retry_entry, std::vector<retry_entry>, std::greater<>> retries;
@@ -353,7 +355,29 @@ void dial_engine::pump() {
     }
   }
   arm_timer(wake);
+  announce();
   check_idle();
+}
+
+// One log line per notable campaign event, never one per call.
+void dial_engine::announce() {
+  for (auto& [id, c] : campaigns_) {
+    if (!c->announced_start && c->progress.requests > 0) {
+      c->announced_start = true;
+      DIALER_LOG_INFO("campaign %s: dialing started on trunk %s", id.c_str(),
+                      c->settings->trunk.c_str());
+    }
+    const bool complete = campaign_complete(*c);
+    if (complete && !c->announced_complete) {
+      c->announced_complete = true;
+      DIALER_LOG_INFO(
+          "campaign %s finished: %lld started, %lld ended, %lld failed, %lld unknown", id.c_str(),
+          static_cast<long long>(c->progress.started), static_cast<long long>(c->progress.ended),
+          static_cast<long long>(c->progress.failed), static_cast<long long>(c->progress.unknown));
+    } else if (!complete) {
+      c->announced_complete = false;
+    }
+  }
 }
 
 void dial_engine::hold_live(campaign_state& c, std::int64_t row_id, steady_time until,
@@ -1073,19 +1097,18 @@ void dial_engine::on_pull(std::shared_ptr<pull> p, http_response r) {
   ++c.progress.settling;  // until the store has applied it
   session_update update = to_session_update(std::move(ev), std::move(r.body), "pull");
   update.row_id = p->row_id;
-  store_.apply_session(std::move(update),
-                       [this, p, alive = alive_](bool ok, update_outcome o) {
-                         if (!*alive) {
-                           return;
-                         }
-                         --p->campaign->progress.settling;
-                         if (!ok) {
-                           settle_failed(*p, "the store could not record it");
-                         } else {
-                           on_session_update(o);
-                         }
-                         pump();
-                       });
+  store_.apply_session(std::move(update), [this, p, alive = alive_](bool ok, update_outcome o) {
+    if (!*alive) {
+      return;
+    }
+    --p->campaign->progress.settling;
+    if (!ok) {
+      settle_failed(*p, "the store could not record it");
+    } else {
+      on_session_update(o);
+    }
+    pump();
+  });
   finish();
 }
 

@@ -174,6 +174,7 @@ class dial_engine {
   campaign_state* find_campaign(const std::string& id);
   void arm_timer(steady_time wake);
   void check_idle();
+  void announce();
   [[nodiscard]] bool campaign_complete(const campaign_state& campaign) const;
   [[nodiscard]] std::uint64_t random();
 
