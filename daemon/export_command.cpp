@@ -162,7 +162,8 @@ arguments parse(int argc, char** argv) {
 
 // The export never sends a request, so the API key the YAML names need not be at hand (an
 // operator's shell rarely has the service's environment): an unset variable reads as a
-// placeholder. Environment variables expand nowhere else in the daemon YAML.
+// placeholder. Secret file paths expand variables too, but those files must be readable: an
+// export run outside the service's credentials should use --state-path (the error says so).
 std::optional<std::string> env_for_export(const char* name) {
   if (auto value = config::process_env(name); value && !value->empty()) {
     return value;

@@ -25,8 +25,8 @@ printf 'ctl_0123456789abcdef0123456789\n' >"$dir/credentials/control-token"
 printf 'phone,task_id,crmContactId,first_name\n+971501234567,t-1,c-1,Amal\n' >"$dir/spring.csv"
 
 # Copies that differ from the shipped files only where the machine differs: the CSV's folder and
-# the credentials directory (the examples name systemd's literal path where dialerd does not
-# expand ${CREDENTIALS_DIRECTORY}).
+# the credentials directory (any literal systemd path left in them; the secret paths use
+# ${CREDENTIALS_DIRECTORY}, set below).
 place() {
   sed -e "s#/srv/crm/spring.csv#$dir/spring.csv#" \
       -e "s#/run/credentials/dialerd.service/#$dir/credentials/#g" "$1" >"$2"

@@ -145,6 +145,27 @@ std::string get_string(simdjson::dom::element e, const char* key) {
   return std::string(v);
 }
 
+// One line of the simulator's ledger (after the run, or while it runs).
+ledger_entry parse_ledger_line(simdjson::dom::parser& parser, const std::string& line) {
+  simdjson::dom::element e;
+  if (parser.parse(line).get(e) != simdjson::SUCCESS) {
+    throw std::runtime_error("bad ledger line: " + line);
+  }
+  ledger_entry entry;
+  entry.task_id = get_string(e, "task_id");
+  entry.campaign_id = get_string(e, "campaign_id");
+  entry.phone = get_string(e, "phone");
+  entry.session_id = get_string(e, "session_id");
+  entry.idempotency_key = get_string(e, "idempotency_key");
+  entry.outcome = get_string(e, "outcome");
+  entry.ts_ms = get_long(e, "ts_ms");
+  entry.mono_ns = get_long(e, "mono_ns");
+  entry.duration_ms = get_long(e, "duration_ms");
+  entry.end_reason = get_string(e, "endReason");
+  entry.duration_seconds = get_long(e, "durationSeconds");
+  return entry;
+}
+
 }  // namespace
 
 simulator::simulator(const temp_dir& dir, sim_options options)
@@ -245,23 +266,7 @@ void simulator::stop() {
   std::ifstream ledger(dir_ / "ledger.jsonl");
   std::string line;
   while (std::getline(ledger, line)) {
-    simdjson::dom::element e;
-    if (parser.parse(line).get(e) != simdjson::SUCCESS) {
-      throw std::runtime_error("bad ledger line: " + line);
-    }
-    ledger_entry entry;
-    entry.task_id = get_string(e, "task_id");
-    entry.campaign_id = get_string(e, "campaign_id");
-    entry.phone = get_string(e, "phone");
-    entry.session_id = get_string(e, "session_id");
-    entry.idempotency_key = get_string(e, "idempotency_key");
-    entry.outcome = get_string(e, "outcome");
-    entry.ts_ms = get_long(e, "ts_ms");
-    entry.mono_ns = get_long(e, "mono_ns");
-    entry.duration_ms = get_long(e, "duration_ms");
-    entry.end_reason = get_string(e, "endReason");
-    entry.duration_seconds = get_long(e, "durationSeconds");
-    ledger_.push_back(std::move(entry));
+    ledger_.push_back(parse_ledger_line(parser, line));
   }
 }
 
@@ -745,23 +750,7 @@ std::vector<ledger_entry> simulator::ledger_now() const {
   for (std::size_t nl = text.find('\n'); nl != std::string::npos;
        at = nl + 1, nl = text.find('\n', at)) {
     const std::string line = text.substr(at, nl - at);
-    simdjson::dom::element e;
-    if (parser.parse(line).get(e) != simdjson::SUCCESS) {
-      throw std::runtime_error("bad ledger line: " + line);
-    }
-    ledger_entry entry;
-    entry.task_id = get_string(e, "task_id");
-    entry.campaign_id = get_string(e, "campaign_id");
-    entry.phone = get_string(e, "phone");
-    entry.session_id = get_string(e, "session_id");
-    entry.idempotency_key = get_string(e, "idempotency_key");
-    entry.outcome = get_string(e, "outcome");
-    entry.ts_ms = get_long(e, "ts_ms");
-    entry.mono_ns = get_long(e, "mono_ns");
-    entry.duration_ms = get_long(e, "duration_ms");
-    entry.end_reason = get_string(e, "endReason");
-    entry.duration_seconds = get_long(e, "durationSeconds");
-    out.push_back(std::move(entry));
+    out.push_back(parse_ledger_line(parser, line));
   }
   return out;
 }
