@@ -104,6 +104,25 @@ void append_int(std::string& out, std::int64_t v) {
   out.append(buf, r.ptr);
 }
 
+void append_status_counts(std::string& out, std::span<const std::int64_t> by_status) {
+  out.push_back('{');
+  bool first = true;
+  for (std::size_t status = 0; status < by_status.size(); ++status) {
+    if (by_status[status] == 0) {
+      continue;
+    }
+    if (!first) {
+      out.push_back(',');
+    }
+    first = false;
+    out.push_back('"');
+    append_int(out, static_cast<std::int64_t>(status));
+    out.append("\":");
+    append_int(out, by_status[status]);
+  }
+  out.push_back('}');
+}
+
 void append_iso8601(std::string& out, system_time t) {
   const civil_time c = to_civil(t);
   append_year(out, c.year);

@@ -120,22 +120,9 @@ std::string sim_stats::to_json(steady_time now) {
   field("active", active_now);
   field("max_starts_100ms", max_starts_100ms_);
   field("max_starts_1s", max_starts_1s_);
-  out.append("\"responses_by_status\":{");
-  bool first = true;
-  for (std::size_t status = 0; status < responses_.size(); ++status) {
-    if (responses_[status] == 0) {
-      continue;
-    }
-    if (!first) {
-      out.push_back(',');
-    }
-    first = false;
-    out.push_back('"');
-    append_int(out, static_cast<std::int64_t>(status));
-    out.append("\":");
-    append_int(out, responses_[status]);
-  }
-  out.append("},\"faults\":{");
+  out.append("\"responses_by_status\":");
+  append_status_counts(out, responses_);
+  out.append(",\"faults\":{");
   for (std::size_t k = 0; k < fault_kind_count; ++k) {
     if (k != 0) {
       out.push_back(',');

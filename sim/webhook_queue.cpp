@@ -247,22 +247,9 @@ void webhook_queue::append_stats_json(std::string& out) {
   field("sent", sent_);
   field("delivered", delivered_);
   field("duplicates_delivered", duplicates_delivered_);
-  out.append("\"non2xx_by_status\":{");
-  bool first = true;
-  for (std::size_t status = 0; status < std::size(non2xx_); ++status) {
-    if (non2xx_[status] == 0) {
-      continue;
-    }
-    if (!first) {
-      out.push_back(',');
-    }
-    first = false;
-    out.push_back('"');
-    append_int(out, static_cast<std::int64_t>(status));
-    out.append("\":");
-    append_int(out, non2xx_[status]);
-  }
-  out.append("},\"transport_errors\":{");
+  out.append("\"non2xx_by_status\":");
+  append_status_counts(out, non2xx_);
+  out.append(",\"transport_errors\":{");
   for (std::size_t e = 1; e < transport_error_count; ++e) {
     if (e != 1) {
       out.push_back(',');
